@@ -1,0 +1,3 @@
+from logo.cli import main
+
+raise SystemExit(main())

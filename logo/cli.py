@@ -1,0 +1,46 @@
+"""The ``logo`` command: Lightning's fit/validate/test/predict plus a thin dispatch to tool commands."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.cli import LightningCLI
+
+from logo import __version__
+from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
+from logo.errors import LogoError
+from logo.policy import BCPolicy  # noqa: F401
+
+# Non-training commands: name -> (module with main(args) -> int, help line)
+TOOL_COMMANDS = {
+    "data": ("logo.data.cli", "dataset tools: info, validate, synth"),
+}
+LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
+
+
+class LogoCLI(LightningCLI):
+    """LightningCLI whose data module's dims are linked into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for name in LINKED_DIMS:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``logo`` and ``python -m logo``; returns the exit code."""
+    argv = sys.argv[1:] if args is None else list(args)
+    tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
+    try:
+        if argv and argv[0] in TOOL_COMMANDS:
+            return importlib.import_module(TOOL_COMMANDS[argv[0]][0]).main(argv[1:])
+        LogoCLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                args=None if args is None else argv, save_config_kwargs={"overwrite": True},
+                parser_kwargs={"prog": "logo", "version": __version__,
+                               "description": "Offline multi-agent RL with the LOGO world model.",
+                               "epilog": f"Other commands: {tools}."})
+    except LogoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

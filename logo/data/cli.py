@@ -1,0 +1,116 @@
+"""``logo data ...``: dataset tools (summary, validation, a synthetic smoke-test dataset)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jsonargparse import ArgumentParser
+
+from logo.data.reader import OfflineDataset
+from logo.data.synthetic import generate_synthetic_dataset
+from logo.data.validate import validate_dataset
+
+
+def dataset_summary(path: str) -> dict[str, Any]:
+    """Sizes, episode statistics and attributes of a dataset, as one JSON-ready dict."""
+    data = OfflineDataset.load(path, validate=False)
+    returns = data.episode_returns()
+    lengths = np.diff(data.episode_bounds())
+    spec = data.spec
+    disk = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    return {
+        "path": str(path),
+        "env_family": spec.env_family,
+        "scenario": spec.scenario,
+        "quality": spec.quality,
+        "behaviour": spec.behaviour,
+        "source": spec.source,
+        "n_agents": spec.n_agents,
+        "obs_dim": spec.obs_dim,
+        "state_dim": spec.state_dim,
+        "action_kind": spec.action_kind,
+        "action_size": spec.action_size,
+        "transitions": data.n_transitions,
+        "episodes": data.n_episodes,
+        "terminated_episodes": int(data.arrays["terminals"].sum()),
+        "truncated_episodes": int(data.arrays["truncations"].sum()),
+        "episode_length_mean": float(lengths.mean()),
+        "episode_length_min": int(lengths.min()),
+        "episode_length_max": int(lengths.max()),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "bytes_on_disk": disk,
+        "bytes_in_memory": int(sum(a.nbytes for a in data.arrays.values())),
+        "created_by": data.attrs.get("created_by"),
+    }
+
+
+def info(path: str, as_json: bool = False) -> int:
+    summary = dataset_summary(path)
+    if as_json:
+        print(json.dumps(summary))
+        return 0
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def validate(path: str) -> int:
+    problems = validate_dataset(path)
+    if problems:
+        print(f"{path}: INVALID ({len(problems)} problems)", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    summary = dataset_summary(path)
+    print(f"{path}: OK ({summary['transitions']} transitions, {summary['episodes']} episodes)")
+    return 0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="logo data", description="Dataset tools for logo's zarr format.")
+    commands = parser.add_subcommands(dest="command")
+
+    p = ArgumentParser(description="Summarise a dataset: sizes, episodes, returns, attributes.")
+    p.add_argument("path", type=str, help="dataset folder (.zarr)")
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+    commands.add_subcommand("info", p, help="Summarise a dataset")
+
+    p = ArgumentParser(description="Check a dataset; exit 0 if valid, 1 with every problem listed otherwise.")
+    p.add_argument("path", type=str, help="dataset folder (.zarr)")
+    commands.add_subcommand("validate", p, help="Validate a dataset")
+
+    p = ArgumentParser(description="Write the synthetic point-mass dataset used by tests and smoke runs "
+                                   "(not a benchmark; see logo.data.synthetic).")
+    p.add_argument("--out", type=str, required=True, help="target dataset folder (.zarr)")
+    p.add_argument("--episodes", type=int, default=200, help="number of episodes")
+    p.add_argument("--n_agents", type=int, default=3, help="number of agents")
+    p.add_argument("--action_kind", type=str, choices=["discrete", "continuous"], default="discrete",
+                   help="action space")
+    p.add_argument("--epsilon", type=float, default=0.2, help="probability of a random action")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    commands.add_subcommand("synth", p, help="Write a synthetic smoke-test dataset")
+    return parser
+
+
+def main(args: list[str] | None = None) -> int:
+    cfg = build_parser().parse_args(args)
+    sub = cfg[cfg.command]
+    if cfg.command == "info":
+        return info(sub.path, sub.json)
+    if cfg.command == "validate":
+        return validate(sub.path)
+    kwargs = {k: v for k, v in sub.items() if k != "out"}
+    path = generate_synthetic_dataset(sub.out, **kwargs)
+    print(f"wrote {path}")
+    return 0

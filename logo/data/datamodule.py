@@ -1,0 +1,260 @@
+"""The LightningDataModule shared by every logo stage.
+
+Data path: the dataset is loaded once into memory (:class:`~logo.data.reader.OfflineDataset`);
+the dataloader yields only step indices ``[B]``; Lightning moves them to the accelerator and
+:meth:`OfflineMARLDataModule.on_after_batch_transfer` gathers the transitions from tensors that
+already live there. A synthetic source (world-model rollouts, attached by the policy stage)
+is mixed into training batches in the same hook, without copying the dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Literal, Protocol
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from logo.data.reader import OfflineDataset, Storage, gather_transitions
+from logo.data.schema import DatasetSpec
+from logo.data.validate import open_group, structure_problems
+from logo.errors import DatasetError, LogoError
+
+Batch = dict[str, torch.Tensor]
+
+
+class SyntheticSource(Protocol):
+    """What the data module needs from a buffer of model-generated transitions."""
+
+    def sample(self, batch_size: int) -> Batch | None:
+        """``batch_size`` transitions with the keys of :func:`gather_transitions` plus ``weights [B]``,
+        on the training device; ``None`` while the source is still empty."""
+
+
+class RandomIndexBatches(IterableDataset):
+    """``steps`` batches of ``batch_size`` indices drawn uniformly (with replacement) from ``indices``.
+
+    The generator lives in the main process (``num_workers=0``), so its state can be saved and
+    restored for exact resumption.
+    """
+
+    def __init__(self, indices: torch.Tensor, batch_size: int, steps: int, seed: int):
+        self.indices = indices
+        self.batch_size = batch_size
+        self.steps = steps
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for _ in range(self.steps):
+            pos = torch.randint(len(self.indices), (self.batch_size,), generator=self.generator)
+            yield self.indices[pos]
+
+
+class SequentialIndexBatches(IterableDataset):
+    """Every index once, in order, in batches of at most ``batch_size`` (for validation)."""
+
+    def __init__(self, indices: torch.Tensor, batch_size: int):
+        self.indices = indices
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        yield from self.indices.split(self.batch_size)
+
+
+class OfflineMARLDataModule(LightningDataModule):
+    """Transitions from one logo zarr dataset, sampled from in-memory (on-device) tensors.
+
+    Args:
+        path: the dataset, a zarr group written by :class:`~logo.data.writer.DatasetWriter`.
+        batch_size: transitions per training batch, per rank (DDP multiplies it by the world size).
+        steps_per_epoch: training batches per epoch; offline RL counts updates, not passes over data.
+        val_fraction: share of episodes held out for validation (whole episodes, never split).
+        val_batch_size: transitions per validation batch.
+        real_ratio: share of real transitions in a training batch once a synthetic source is attached.
+        seed: seeds the validation split and, offset by the rank, each rank's batch sampler.
+
+    Example:
+        >>> dm = OfflineMARLDataModule("spread.zarr", batch_size=256)  # doctest: +SKIP
+        >>> dm.n_agents, dm.obs_dim, dm.action_kind  # doctest: +SKIP
+        (3, 18, 'discrete')
+    """
+
+    def __init__(self, path: str, batch_size: int = 256, steps_per_epoch: int = 1000,
+                 val_fraction: float = 0.1, val_batch_size: int = 4096, real_ratio: float = 0.5,
+                 seed: int = 0):
+        super().__init__()
+        for name, value, low, high in (("batch_size", batch_size, 1, None),
+                                       ("steps_per_epoch", steps_per_epoch, 1, None),
+                                       ("val_batch_size", val_batch_size, 1, None),
+                                       ("val_fraction", val_fraction, 0.0, 0.9),
+                                       ("real_ratio", real_ratio, 0.0, 1.0)):
+            if value < low or (high is not None and value > high):
+                bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+                raise LogoError(f"data.{name}: expected a value {bound}, got {value}")
+        self.save_hyperparameters()
+        self.path = str(path)
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.val_fraction = val_fraction
+        self.val_batch_size = val_batch_size
+        self.real_ratio = real_ratio
+        self.seed = seed
+        group, problems = open_group(path)
+        if group is None:
+            raise DatasetError(self.path, problems)
+        spec, problems = structure_problems(group)
+        if problems:
+            raise DatasetError(self.path, problems)
+        self.spec: DatasetSpec = spec  # attributes only: arrays are read in setup()
+        self.synthetic: SyntheticSource | None = None
+        self.dataset: OfflineDataset | None = None
+        self.statistics: dict[str, torch.Tensor] = {}
+        self._storage: Storage = {}
+        self._device_storage: dict[torch.device, Storage] = {}
+        self._train_batches: RandomIndexBatches | None = None
+        self._sampler_state: torch.Tensor | None = None
+
+    # dims linked into models by the CLI
+    @property
+    def n_agents(self) -> int:
+        return self.spec.n_agents
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.spec.state_dim
+
+    @property
+    def action_kind(self) -> Literal["discrete", "continuous"]:
+        return self.spec.action_kind
+
+    @property
+    def action_size(self) -> int:
+        return self.spec.action_size
+
+    def setup(self, stage: str) -> None:
+        if self.dataset is not None:
+            return
+        self.dataset = OfflineDataset.load(self.path)
+        self._storage = self.dataset.storage()
+        n_eps = self.dataset.n_episodes
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(n_eps)
+        n_val = int(round(n_eps * self.val_fraction)) if n_eps > 1 else 0
+        if self.val_fraction > 0 and n_eps > 1:
+            n_val = max(n_val, 1)
+        self.val_episodes = np.sort(order[:n_val])
+        self.train_episodes = np.sort(order[n_val:])
+        self.train_indices = torch.from_numpy(self.dataset.steps_of(self.train_episodes))
+        self.val_indices = torch.from_numpy(self.dataset.steps_of(self.val_episodes))
+        self.statistics = compute_statistics(self.dataset, self.train_indices.numpy())
+
+    @property
+    def rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        if self._train_batches is None:
+            self._train_batches = RandomIndexBatches(self.train_indices, self.batch_size, self.steps_per_epoch,
+                                                     seed=self.seed + 7919 * (self.rank + 1))
+            if self._sampler_state is not None:
+                self._train_batches.generator.set_state(self._sampler_state)
+        return DataLoader(self._train_batches, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if len(self.val_indices) == 0:
+            return []
+        return DataLoader(SequentialIndexBatches(self.val_indices, self.val_batch_size), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader | list:
+        """The held-out episodes (evaluation in the real environment is a separate routine)."""
+        return self.val_dataloader()
+
+    def storage_on(self, device: torch.device) -> Storage:
+        """The dataset's tensors on ``device``, moved there once and cached."""
+        if device not in self._device_storage:
+            self._device_storage[device] = {k: v.to(device) for k, v in self._storage.items()}
+        return self._device_storage[device]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Batch:
+        """Turn a batch of indices [B] into transitions, mixing in synthetic ones while training."""
+        if not isinstance(batch, torch.Tensor):  # already a transition batch (e.g. from a custom loader)
+            return batch
+        storage = self.storage_on(batch.device)
+        training = self.trainer is not None and self.trainer.training
+        n_real = len(batch)
+        synthetic = None
+        if training and self.synthetic is not None:
+            n_real = int(round(len(batch) * self.real_ratio))
+            synthetic = self.synthetic.sample(len(batch) - n_real) if n_real < len(batch) else None
+            if synthetic is None:  # source still empty: this batch is real only
+                n_real = len(batch)
+        real = gather_transitions(storage, batch[:n_real])
+        real["weights"] = torch.ones(n_real, device=batch.device)
+        real["synthetic"] = torch.zeros(n_real, dtype=torch.bool, device=batch.device)
+        if synthetic is None:
+            return real
+        synthetic = dict(synthetic)
+        n_syn = len(synthetic["rewards"])
+        synthetic["synthetic"] = torch.ones(n_syn, dtype=torch.bool, device=batch.device)
+        missing = set(real) - set(synthetic)
+        if missing:
+            raise KeyError(f"synthetic batch lacks keys {sorted(missing)}")
+        return {k: torch.cat([real[k], synthetic[k]]) for k in real}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Normalisation statistics and the training sampler's RNG state (saved in checkpoints)."""
+        state: dict[str, Any] = {"statistics": {k: v.clone() for k, v in self.statistics.items()}}
+        if self._train_batches is not None:
+            state["sampler_rng"] = self._train_batches.generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._sampler_state = state_dict.get("sampler_rng")
+        if self._train_batches is not None and self._sampler_state is not None:
+            self._train_batches.generator.set_state(self._sampler_state)
+
+
+def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """Normalisation statistics over the steps ``indices`` (the training split).
+
+    Observations get per-agent, per-feature statistics ``[N, obs_dim]`` (agents may observe
+    different things); padded features get mean 0 and std 1; constant features get std 1.
+    """
+    arrays = dataset.arrays
+
+    def _mean_std(x: np.ndarray, chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+        # float64 sums over chunks of steps: no full-size temporary copy of the split
+        total = np.zeros(x.shape[1:], np.float64)
+        total_sq = np.zeros(x.shape[1:], np.float64)
+        for start in range(0, len(indices), chunk):
+            part = x[indices[start:start + chunk]].astype(np.float64)
+            total += part.sum(0)
+            total_sq += np.square(part).sum(0)
+        mean = total / len(indices)
+        std = np.sqrt(np.maximum(total_sq / len(indices) - mean ** 2, 0.0))
+        std = np.where(std < 1e-6, 1.0, std)
+        return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+
+    obs_mean, obs_std = _mean_std(arrays["observations"])
+    mask = torch.from_numpy(arrays["obs_mask"])
+    obs_mean, obs_std = obs_mean * mask, torch.where(mask, obs_std, torch.ones_like(obs_std))
+    state_mean, state_std = _mean_std(arrays["state"])
+    reward_mean, reward_std = _mean_std(arrays["rewards"])
+    stats = {"obs_mean": obs_mean, "obs_std": obs_std, "state_mean": state_mean, "state_std": state_std,
+             "reward_mean": reward_mean, "reward_std": reward_std}
+    spec = dataset.spec
+    if not spec.discrete:
+        stats["action_low"] = torch.tensor(spec.action_low, dtype=torch.float32)
+        stats["action_high"] = torch.tensor(spec.action_high, dtype=torch.float32)
+    return stats

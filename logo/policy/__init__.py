@@ -1,0 +1,5 @@
+"""Policy LightningModules and their losses."""
+
+from logo.policy.bc import BCPolicy
+
+__all__ = ["BCPolicy"]

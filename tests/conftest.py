@@ -1,0 +1,24 @@
+"""Shared fixtures: small real datasets written by logo's own writer into tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logo.data.synthetic import generate_synthetic_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def discrete_dataset(tmp_path_factory) -> Path:
+    """60 episodes of the synthetic point-mass task with discrete actions (read-only: do not modify)."""
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "discrete.zarr", episodes=60, seed=1)
+
+
+@pytest.fixture(scope="session")
+def continuous_dataset(tmp_path_factory) -> Path:
+    """60 episodes of the synthetic point-mass task with continuous actions (read-only: do not modify)."""
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data") / "continuous.zarr", episodes=60, seed=2,
+                                      action_kind="continuous")
