@@ -9,7 +9,8 @@ is mixed into training batches in the same hook, without copying the dataset.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal, Protocol
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -66,6 +67,11 @@ class SequentialIndexBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         yield from self.indices.split(self.batch_size)
+
+
+def sampler_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's training sampler: distinct per rank, so DDP ranks draw different batches."""
+    return seed + 7919 * (rank + 1)
 
 
 class OfflineMARLDataModule(LightningDataModule):
@@ -166,7 +172,7 @@ class OfflineMARLDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self._train_batches is None:
             self._train_batches = RandomIndexBatches(self.train_indices, self.batch_size, self.steps_per_epoch,
-                                                     seed=self.seed + 7919 * (self.rank + 1))
+                                                     seed=sampler_seed(self.seed, self.rank))
             if self._sampler_state is not None:
                 self._train_batches.generator.set_state(self._sampler_state)
         return DataLoader(self._train_batches, batch_size=None)
