@@ -40,7 +40,19 @@ def main(args: list[str] | None = None) -> int:
                 parser_kwargs={"prog": "logo", "version": __version__,
                                "description": "Offline multi-agent RL with the LOGO world model.",
                                "epilog": f"Other commands: {tools}."})
-    except LogoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        user_error = _find_user_error(exc)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _find_user_error(exc: BaseException | None) -> LogoError | None:
+    """The LogoError behind ``exc``, if any (jsonargparse wraps errors raised while instantiating)."""
+    while exc is not None:
+        if isinstance(exc, LogoError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None

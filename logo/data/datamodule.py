@@ -9,6 +9,7 @@ is mixed into training batches in the same hook, without copying the dataset.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any, Literal, Protocol
 
@@ -23,6 +24,9 @@ from logo.data.validate import open_group, structure_problems
 from logo.errors import DatasetError, LogoError
 
 Batch = dict[str, torch.Tensor]
+
+# The loaders below run in the main process (num_workers=0), where __len__ is exact.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
 
 
 class SyntheticSource(Protocol):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from logo.data.schema import DatasetSpec
-from logo.data.validate import content_problems, open_group, structure_problems
+from logo.data.validate import content_problems, open_group, read_arrays, structure_problems
 from logo.errors import DatasetError
 
 Storage = dict[str, torch.Tensor]
@@ -44,7 +44,9 @@ class OfflineDataset:
         spec, problems = structure_problems(group)
         if problems:
             raise DatasetError(str(path), problems)
-        arrays = {name: group[name][...] for name in group.array_keys()}
+        arrays, problems = read_arrays(group)
+        if problems:
+            raise DatasetError(str(path), problems)
         if validate:
             problems = content_problems(spec, arrays)
             if problems:

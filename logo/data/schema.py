@@ -30,6 +30,7 @@ The next observation of step t is ``observations[t + 1]`` inside an episode and
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -148,6 +149,10 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def spec_problems(attrs: dict[str, Any]) -> list[str]:
     """Problems with a dataset's attributes, each naming the attribute and what was expected."""
     problems = []
@@ -170,8 +175,9 @@ def spec_problems(attrs: dict[str, Any]) -> list[str]:
         else:
             low, high = attrs.get("action_low"), attrs.get("action_high")
             for key, val in (("action_low", low), ("action_high", high)):
-                if not isinstance(val, (list, tuple)) or len(val) != dim:
-                    problems.append(f"attribute '{key}': expected a list of {dim} numbers, got {val!r}")
+                if (not isinstance(val, (list, tuple)) or len(val) != dim
+                        or not all(_is_finite_number(v) for v in val)):
+                    problems.append(f"attribute '{key}': expected a list of {dim} finite numbers, got {val!r}")
             if not problems and any(lo >= hi for lo, hi in zip(low, high)):
                 problems.append(f"attributes 'action_low'/'action_high': expected low < high in every "
                                 f"dimension, got {low} and {high}")

@@ -41,7 +41,10 @@ def structure_problems(group: zarr.Group) -> tuple[DatasetSpec | None, list[str]
     if problems:
         return None, problems
     spec = DatasetSpec.from_attrs(attrs)
-    present = set(group.array_keys())
+    try:
+        present = set(group.array_keys())
+    except Exception:  # some member's metadata is corrupt: find which, by opening each in turn
+        return spec, _unreadable_members(group)
     for name in spec.required_arrays():
         if name not in present:
             problems.append(f"{name}: missing array (required for {spec.action_kind} datasets)")
@@ -49,9 +52,17 @@ def structure_problems(group: zarr.Group) -> tuple[DatasetSpec | None, list[str]
         return spec, problems
 
     shapes, dtypes = spec.array_shapes(), spec.array_dtypes()
-    sizes: dict[str, tuple[int, str]] = {}  # "T"/"E" -> (size, array that set it)
+    metas = {}
     for name in sorted(present & set(shapes)):
-        arr = group[name]
+        try:
+            metas[name] = group[name]
+        except Exception as exc:  # corrupt array metadata
+            problems.append(f"{name}: unreadable array metadata ({type(exc).__name__}: {exc})")
+    if problems:
+        return spec, problems
+    # The step (T) and episode (E) counts are what most arrays agree on; the odd ones out are blamed.
+    counts: dict[str, dict[int, list[str]]] = {"T": {}, "E": {}}
+    for name, arr in metas.items():
         expected = shapes[name]
         if str(arr.dtype) != dtypes[name]:
             problems.append(f"{name}: expected dtype {dtypes[name]}, got {arr.dtype}")
@@ -61,18 +72,29 @@ def structure_problems(group: zarr.Group) -> tuple[DatasetSpec | None, list[str]
             continue
         for axis, (want, got) in enumerate(zip(expected, arr.shape)):
             if isinstance(want, str):
-                if want in sizes and sizes[want][0] != got:
-                    problems.append(f"{name}: axis {axis} has {got} entries but {sizes[want][1]} has "
-                                    f"{sizes[want][0]} (both count {'steps' if want == 'T' else 'episodes'})")
-                sizes.setdefault(want, (got, name))
+                counts[want].setdefault(got, []).append(name)
             elif want != got:
                 problems.append(f"{name}: expected shape {_fmt(expected)}, got {tuple(arr.shape)} "
                                 f"(axis {axis} should be {want} per the dataset attributes)")
+    sizes = {}
+    for axis, attr, what in (("T", "n_transitions", "steps"), ("E", "n_episodes", "episodes")):
+        by_size = counts[axis]
+        if not by_size:
+            continue
+        # majority; ties broken by the count the attributes record
+        size = max(by_size, key=lambda n: (len(by_size[n]), n == attrs.get(attr)))
+        sizes[axis] = size
+        for other, names in sorted(by_size.items()):
+            if other != size:
+                for name in names:
+                    problems.append(f"{name}: axis 0 has {other} entries, expected {size} {what} like "
+                                    f"{', '.join(by_size[size][:3])}")
     if problems:
         return spec, problems
-    n_steps, n_eps = sizes["T"][0], sizes["E"][0]
+    n_steps, n_eps = sizes["T"], sizes["E"]
     if n_steps == 0 or n_eps == 0:
-        problems.append(f"observations: empty dataset ({n_steps} steps in {n_eps} episodes)")
+        at_fault = "observations" if n_steps == 0 else "episode_starts"
+        problems.append(f"{at_fault}: empty dataset ({n_steps} steps in {n_eps} episodes)")
     for key, value in (("n_transitions", n_steps), ("n_episodes", n_eps)):
         if key in attrs and attrs[key] != value:
             problems.append(f"attribute '{key}': says {attrs[key]}, arrays hold {value}")
@@ -168,8 +190,30 @@ def validate_dataset(path: str | Path) -> list[str]:
     spec, problems = structure_problems(group)
     if problems:
         return problems
-    arrays = {name: group[name][...] for name in group.array_keys()}
-    return content_problems(spec, arrays)
+    arrays, problems = read_arrays(group)
+    return problems or content_problems(spec, arrays)
+
+
+def read_arrays(group: zarr.Group) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every array of the group in memory; an unreadable one (corrupt chunk) is a problem, not a crash."""
+    arrays, problems = {}, []
+    for name in sorted(group.array_keys()):
+        try:
+            arrays[name] = group[name][...]
+        except Exception as exc:
+            problems.append(f"{name}: unreadable array data ({type(exc).__name__}: {exc})")
+    return arrays, problems
+
+
+def _unreadable_members(group: zarr.Group) -> list[str]:
+    root = Path(str(group.store.root))  # datasets are local folders
+    problems = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            zarr.open_array(str(child), mode="r")
+        except Exception as exc:
+            problems.append(f"{child.name}: unreadable array metadata ({type(exc).__name__}: {exc})")
+    return problems or [f"{root}: unreadable group members"]
 
 
 def _fmt(shape: tuple[Any, ...]) -> str:

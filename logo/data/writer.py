@@ -20,7 +20,7 @@ from zarr.codecs import ZstdCodec
 
 from logo import __version__
 from logo.data.schema import DatasetSpec
-from logo.data.validate import content_problems, structure_problems
+from logo.data.validate import content_problems, read_arrays, structure_problems
 from logo.errors import DatasetError, LogoError
 
 DEFAULT_CHUNK_STEPS = 4096
@@ -185,7 +185,8 @@ class DatasetWriter:
             group = zarr.open_group(str(self.tmp_path), mode="r")
             spec, problems = structure_problems(group)
             if not problems:
-                problems = content_problems(spec, {k: group[k][...] for k in group.array_keys()})
+                arrays, problems = read_arrays(group)
+                problems = problems or content_problems(spec, arrays)
             if problems:
                 self.abort()
                 raise DatasetError(str(self.path), problems)

@@ -1,0 +1,84 @@
+"""The `logo` command: entry points, help, tool dispatch, user errors, and every shipped config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from logo import __version__
+from logo.cli import main
+from tests.conftest import ROOT
+
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+def test_console_script_help_lists_every_command():
+    out = subprocess.run(["logo", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("fit", "validate", "test", "predict", "logo data"):
+        assert command in out
+
+
+def test_python_dash_m_version():
+    out = subprocess.run([sys.executable, "-m", "logo", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"logo {__version__}"
+
+
+def test_data_help_lists_its_subcommands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("info", "validate", "synth"))
+
+
+def test_data_info_json_is_one_machine_readable_object(discrete_dataset, capsys):
+    assert main(["data", "info", str(discrete_dataset), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["transitions"] > 0 and summary["episodes"] == 60
+    assert {"return_mean", "return_std", "return_min", "return_max", "quality"} <= set(summary)
+
+
+def test_data_info_table_names_sizes_and_returns(discrete_dataset, capsys):
+    assert main(["data", "info", str(discrete_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "transitions" in out and "return_mean" in out and "navigation_3" in out
+
+
+def test_data_synth_writes_a_valid_dataset(tmp_path, capsys):
+    out = tmp_path / "s.zarr"
+    assert main(["data", "synth", "--out", str(out), "--episodes", "5", "--action_kind", "continuous"]) == 0
+    assert main(["data", "validate", str(out)]) == 0
+    assert "OK (" in capsys.readouterr().out
+    assert main(["data", "synth", "--out", str(out), "--episodes", "5"]) == 2  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_fit_on_missing_dataset_is_one_clear_error(tmp_path, capsys):
+    code = main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"),
+                 "--data.init_args.path", str(tmp_path / "nope.zarr")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nope.zarr: no such file or directory" in err and "Traceback" not in err
+
+
+def test_unknown_config_key_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--model.init_args.no_such_key", "1"])
+    assert exc.value.code != 0
+    assert "no_such_key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(ROOT)) for c in CONFIGS])
+def test_every_shipped_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exc.value.code == 0
+    printed = capsys.readouterr().out
+    assert "class_path" in printed and "trainer:" in printed
+
+
+def test_there_are_configs_to_parse():
+    assert CONFIGS, "configs/ holds no YAML"
