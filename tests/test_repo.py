@@ -1,0 +1,61 @@
+"""Repository hygiene: lint, Dockerfile, notebooks (executed), README commands in CI."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: install the dev extra (pip install -e '.[dev]')")
+    return path
+
+
+def test_ruff_lint_passes():
+    result = subprocess.run([_tool("ruff"), "check", "logo", "tests"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([_tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_from_pyproject_only():
+    """One source of truth for versions: the image installs the package's own extras, nothing pinned apart."""
+    installs = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "pip install" in line]
+    assert installs and all(re.search(r'pip install --no-cache-dir (--no-deps )?"?\.(\[all\])?"?', i) for i in installs)
+    assert "ENTRYPOINT [\"logo\"]" in (ROOT / "Dockerfile").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    assert len(blocks) >= 2, "README must show the main-job command and the test command"
+    test_command = blocks[1].strip()
+    assert "pytest" in test_command
+    assert test_command in (ROOT / ".ci/run").read_text()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.name for n in NOTEBOOKS])
+def test_notebook_runs_and_is_stored_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in nb.cells if c.cell_type == "code"), f"{notebook.name}: clear outputs before committing"
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
