@@ -21,7 +21,21 @@ LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
 
 
 class LogoCLI(LightningCLI):
-    """LightningCLI whose data module's dims are linked into the model."""
+    """LightningCLI for any logo model and data module, with the data module's dims linked into the model.
+
+    Example:
+        >>> cli = LogoCLI(args=["--config", "configs/synthetic/bc.yaml"], run=False)  # doctest: +SKIP
+        >>> cli.trainer.fit(cli.model, cli.datamodule)  # doctest: +SKIP
+    """
+
+    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs) -> None:
+        tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("parser_kwargs", {"prog": "logo", "version": __version__,
+                                            "description": "Offline multi-agent RL with the LOGO world model.",
+                                            "epilog": f"Other commands: {tools}."})
+        super().__init__(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                         args=args, run=run, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         for name in LINKED_DIMS:
@@ -31,15 +45,10 @@ class LogoCLI(LightningCLI):
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``logo`` and ``python -m logo``; returns the exit code."""
     argv = sys.argv[1:] if args is None else list(args)
-    tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             return importlib.import_module(TOOL_COMMANDS[argv[0]][0]).main(argv[1:])
-        LogoCLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                args=None if args is None else argv, save_config_kwargs={"overwrite": True},
-                parser_kwargs={"prog": "logo", "version": __version__,
-                               "description": "Offline multi-agent RL with the LOGO world model.",
-                               "epilog": f"Other commands: {tools}."})
+        LogoCLI(args=None if args is None else argv)  # None: LightningCLI reads sys.argv itself
     except Exception as exc:
         user_error = _find_user_error(exc)
         if user_error is None:

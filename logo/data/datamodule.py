@@ -190,6 +190,10 @@ class OfflineMARLDataModule(LightningDataModule):
         """The held-out episodes (evaluation in the real environment is a separate routine)."""
         return self.val_dataloader()
 
+    def predict_dataloader(self) -> DataLoader | list:
+        """The held-out episodes, in order."""
+        return self.val_dataloader()
+
     def storage_on(self, device: torch.device) -> Storage:
         """The dataset's tensors on ``device``, moved there once and cached."""
         if device not in self._device_storage:

@@ -108,5 +108,9 @@ class BCPolicy(LightningModule):
         if accuracy is not None:
             self.log("test/accuracy", accuracy)
 
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Greedy actions for the batch's observations (legal ones for discrete actions)."""
+        return self.act(batch["obs"], batch.get("avail_actions"))
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from logo.cli import main
+from logo.cli import LogoCLI, main
 from logo.data import OfflineMARLDataModule
 from logo.errors import LogoError
 from logo.policy import BCPolicy
@@ -73,3 +73,40 @@ def test_model_refuses_a_dataset_of_other_dims(discrete_dataset):
     trainer = Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     with pytest.raises(LogoError, match="n_agents: model 4, dataset 3"):
         trainer.fit(model, dm)
+
+
+def test_validate_test_and_predict_from_a_checkpoint(discrete_dataset, tmp_path, capsys):
+    _fit(discrete_dataset, tmp_path, "--trainer.max_epochs", "1", "--data.init_args.steps_per_epoch", "20")
+    ckpt = str(next(tmp_path.rglob("last.ckpt")))
+    for command in ("validate", "test"):
+        _run(command, discrete_dataset, tmp_path / command, "--ckpt_path", ckpt)
+        out = capsys.readouterr().out
+        assert f"{command if command == 'test' else 'val'}/loss" in out
+    # predict: the CLI builds the same objects; the trainer returns the per-batch greedy actions
+    cli = LogoCLI(run=False, args=["--config", CONFIG, "--data.init_args.path", str(discrete_dataset),
+                                   "--trainer.default_root_dir", str(tmp_path / "predict"),
+                                   "--trainer.logger", "false", "--trainer.callbacks", "[]"])
+    predictions = cli.trainer.predict(cli.model, cli.datamodule, ckpt_path=ckpt)
+    actions = torch.cat(predictions)
+    assert actions.shape == (len(cli.datamodule.val_indices), 3) and actions.dtype == torch.int64
+
+
+def _run(command: str, dataset: Path, root: Path, *extra: str) -> None:
+    code = main([command, "--config", CONFIG, "--data.init_args.path", str(dataset),
+                 "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
+                 "--trainer.enable_progress_bar", "false", *extra])
+    assert code == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_gpu_gathers_batches_on_the_device(discrete_dataset):
+    dm = OfflineMARLDataModule(str(discrete_dataset), batch_size=64, steps_per_epoch=20)
+    model = BCPolicy(dm.n_agents, dm.obs_dim, dm.state_dim, dm.action_kind, dm.action_size, hidden_sizes=[32])
+    devices = []
+    step = model.training_step
+    model.training_step = lambda batch, batch_idx: (devices.append(batch["obs"].device), step(batch, batch_idx))[1]
+    Trainer(accelerator="gpu", devices=1, max_steps=20, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False).fit(model, dm)
+    assert len(devices) == 20 and all(d.type == "cuda" for d in devices)
+    assert all(t.device.type == "cuda" for t in dm.storage_on(devices[0]).values())
