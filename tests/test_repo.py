@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -59,3 +60,11 @@ def test_notebook_runs_and_is_stored_without_outputs(notebook):
 
 def test_there_are_notebooks():
     assert NOTEBOOKS
+
+
+def test_data_loading_benchmark_runs_on_a_tiny_dataset():
+    """The benchmark script itself (not a timing): it must keep working as the code changes."""
+    result = subprocess.run([sys.executable, "benchmarks/data_loading.py", "--transitions", "500",
+                             "--disk_batches", "1", "--memory_batches", "3"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "| memory / zarr ratio |" in result.stdout and "transitions=500" in result.stdout
