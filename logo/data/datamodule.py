@@ -160,9 +160,8 @@ class OfflineMARLDataModule(LightningDataModule):
         n_eps = self.dataset.n_episodes
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(n_eps)
-        n_val = int(round(n_eps * self.val_fraction)) if n_eps > 1 else 0
-        if self.val_fraction > 0 and n_eps > 1:
-            n_val = max(n_val, 1)
+        # at least one validation episode when asked for any, at least one training episode always
+        n_val = min(max(round(n_eps * self.val_fraction), int(self.val_fraction > 0)), n_eps - 1)
         self.val_episodes = np.sort(order[:n_val])
         self.train_episodes = np.sort(order[n_val:])
         self.train_indices = torch.from_numpy(self.dataset.steps_of(self.train_episodes))

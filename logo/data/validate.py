@@ -147,16 +147,19 @@ def content_problems(spec: DatasetSpec, arrays: Mapping[str, np.ndarray]) -> lis
             t, i = out[0]
             problems.append(f"actions: {len(out)} out of range [0, {spec.n_actions}), e.g. agent {i} at "
                             f"step {t} took {int(actions[t, i])}")
-        for name in ("avail_actions", "final_avail_actions"):
-            none_legal = np.argwhere(~arrays[name].any(-1))
-            if len(none_legal) and name == "avail_actions":
-                t, i = none_legal[0]
-                problems.append(f"avail_actions: {len(none_legal)} (step, agent) pairs with no legal action "
-                                f"although an action was taken, e.g. agent {i} at step {t}")
-            elif len(none_legal):
-                e, i = none_legal[0]
-                problems.append(f"final_avail_actions: {len(none_legal)} (episode, agent) pairs with no legal "
-                                f"action, e.g. agent {i} after episode {e}")
+        none_legal = np.argwhere(~arrays["avail_actions"].any(-1))
+        if len(none_legal):
+            t, i = none_legal[0]
+            problems.append(f"avail_actions: {len(none_legal)} (step, agent) pairs with no legal action "
+                            f"although an action was taken, e.g. agent {i} at step {t}")
+        # after a truncation the next legal actions feed the bootstrap's argmax; after a termination
+        # nothing follows, so environments may mark every action illegal there
+        truncated = arrays["truncations"][np.append(starts[1:] - 1, n_steps - 1)]  # [E]
+        none_legal = np.argwhere(~arrays["final_avail_actions"].any(-1) & truncated[:, None])
+        if len(none_legal):
+            e, i = none_legal[0]
+            problems.append(f"final_avail_actions: {len(none_legal)} (episode, agent) pairs with no legal "
+                            f"action after a truncated episode, e.g. agent {i} after episode {e}")
         if not len(out):
             taken = np.take_along_axis(arrays["avail_actions"], actions[..., None], -1)[..., 0]
             illegal = np.argwhere(~taken)

@@ -161,3 +161,15 @@ def test_bad_arguments_and_paths_give_clear_errors(tmp_path, discrete_dataset):
         OfflineMARLDataModule(str(discrete_dataset), batch_size=0)
     with pytest.raises(DatasetError, match="no such file"):
         OfflineMARLDataModule(str(tmp_path / "missing.zarr"))
+
+
+def test_split_keeps_a_training_episode_and_honours_no_validation(tmp_path, discrete_dataset):
+    from logo.data.synthetic import generate_synthetic_dataset
+
+    single = generate_synthetic_dataset(tmp_path / "one.zarr", episodes=1)
+    dm = _setup(single, val_fraction=0.5)
+    assert len(dm.train_episodes) == 1 and len(dm.val_episodes) == 0 and dm.val_dataloader() == []
+    dm = _setup(discrete_dataset, val_fraction=0.0)
+    assert len(dm.val_episodes) == 0 and len(dm.train_episodes) == 60
+    dm = _setup(discrete_dataset, val_fraction=0.001)  # rounds to 0 episodes: still one held out
+    assert len(dm.val_episodes) == 1

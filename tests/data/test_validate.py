@@ -407,9 +407,23 @@ NO_LEGAL = {
     "step": Case("discrete", set_values("avail_actions", (10, 2), False), "avail_actions",
                  ("avail_actions: 1 (step, agent) pairs with no legal action although an action was taken",
                   "agent 2 at step 10"), only=False),
-    "final": Case("discrete", set_values("final_avail_actions", (4, 1), False), "final_avail_actions",
-                  ("final_avail_actions: 1 (episode, agent) pairs with no legal action", "agent 1 after episode 4")),
+    "final": Case("discrete", set_values("final_avail_actions", (0, 1), False), "final_avail_actions",
+                  ("final_avail_actions: 1 (episode, agent) pairs with no legal action after a truncated episode",
+                   "agent 1 after episode 0")),
 }
+
+
+def test_no_legal_action_after_a_terminated_episode_is_valid(tmp_path: Path, datasets: dict[str, Path]) -> None:
+    """Nothing follows a termination, so environments may mark every action illegal there."""
+    path = tmp_path / "copy.zarr"
+    shutil.copytree(datasets["discrete"], path)
+    group = zarr.open_group(str(path), mode="r+")
+    ends = np.append(group["episode_starts"][1:] - 1, group["rewards"].shape[0] - 1)
+    assert group["terminals"][int(ends[4])] and group["truncations"][int(ends[0])]  # fixture facts
+    final = group["final_avail_actions"][...]
+    final[4] = False
+    group["final_avail_actions"][...] = final
+    assert validate_dataset(path) == []
 
 
 @pytest.mark.parametrize("case", params(NO_LEGAL))
