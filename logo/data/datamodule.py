@@ -19,9 +19,8 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from logo.data.reader import OfflineDataset, Storage, gather_transitions
-from logo.data.schema import DatasetSpec
-from logo.data.validate import open_group, structure_problems
-from logo.errors import DatasetError, LogoError
+from logo.data.validate import open_dataset
+from logo.errors import LogoError
 
 Batch = dict[str, torch.Tensor]
 
@@ -116,13 +115,7 @@ class OfflineMARLDataModule(LightningDataModule):
         self.val_batch_size = val_batch_size
         self.real_ratio = real_ratio
         self.seed = seed
-        group, problems = open_group(path)
-        if group is None:
-            raise DatasetError(self.path, problems)
-        spec, problems = structure_problems(group)
-        if problems:
-            raise DatasetError(self.path, problems)
-        self.spec: DatasetSpec = spec  # attributes only: arrays are read in setup()
+        _, self.spec = open_dataset(self.path)  # attributes only: arrays are read in setup()
         self.synthetic: SyntheticSource | None = None
         self.dataset: OfflineDataset | None = None
         self.statistics: dict[str, torch.Tensor] = {}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from logo.data.schema import DatasetSpec
-from logo.data.validate import content_problems, open_group, read_arrays, structure_problems
+from logo.data.validate import content_problems, open_dataset, read_arrays
 from logo.errors import DatasetError
 
 Storage = dict[str, torch.Tensor]
@@ -38,12 +38,7 @@ class OfflineDataset:
     @classmethod
     def load(cls, path: str | Path, validate: bool = True) -> OfflineDataset:
         """Read and (by default) validate the dataset at ``path``; raises DatasetError naming each problem."""
-        group, problems = open_group(path)
-        if group is None:
-            raise DatasetError(str(path), problems)
-        spec, problems = structure_problems(group)
-        if problems:
-            raise DatasetError(str(path), problems)
+        group, spec = open_dataset(path)
         arrays, problems = read_arrays(group)
         if problems:
             raise DatasetError(str(path), problems)

@@ -15,6 +15,7 @@ import numpy as np
 import zarr
 
 from logo.data.schema import FORMAT_NAME, DatasetSpec, spec_problems
+from logo.errors import DatasetError
 
 MAX_REPORTED = 3  # positions listed per problem before "and N more"
 
@@ -183,6 +184,17 @@ def content_problems(spec: DatasetSpec, arrays: Mapping[str, np.ndarray]) -> lis
         if np.any(arrays[name][:, ~mask] != 0):  # [T or E, number of padded features]
             problems.append(f"{name}: non-zero values where obs_mask is False (padded features must be 0)")
     return problems
+
+
+def open_dataset(path: str | Path) -> tuple[zarr.Group, DatasetSpec]:
+    """Open a dataset group and check its structure (metadata only); raises DatasetError naming each problem."""
+    group, problems = open_group(path)
+    if group is None:
+        raise DatasetError(str(path), problems)
+    spec, problems = structure_problems(group)
+    if problems:
+        raise DatasetError(str(path), problems)
+    return group, spec
 
 
 def validate_dataset(path: str | Path) -> list[str]:

@@ -51,8 +51,9 @@ class DatasetWriter:
         self.chunk_steps = int(chunk_steps)
         self.overwrite = overwrite
         self.validate = validate
-        if self.path.exists() and not overwrite:
-            raise LogoError(f"{self.path}: already exists (pass overwrite=True / --overwrite to replace it)")
+        if self.chunk_steps < 1:
+            raise ValueError(f"chunk_steps: expected a positive number of steps, got {chunk_steps}")
+        self._refuse_existing()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_path = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
         self._group = zarr.open_group(str(self.tmp_path), mode="w")
@@ -72,6 +73,10 @@ class DatasetWriter:
                                      compressors=ZstdCodec(level=3))
         self._group.create_array("obs_mask", shape=(spec.n_agents, spec.obs_dim), dtype="bool")
         self._group["obs_mask"][...] = np.ones((spec.n_agents, spec.obs_dim), bool)
+
+    def _refuse_existing(self) -> None:
+        if self.path.exists() and not self.overwrite:
+            raise LogoError(f"{self.path}: already exists (pass overwrite=True / --overwrite to replace it)")
 
     def set_obs_mask(self, obs_mask: np.ndarray) -> None:
         """Mark padded observation features (False) when agents' observation sizes differ."""
@@ -190,6 +195,11 @@ class DatasetWriter:
             if problems:
                 self.abort()
                 raise DatasetError(str(self.path), problems)
+        try:
+            self._refuse_existing()  # something appeared at the target while writing
+        except LogoError:
+            self.abort()
+            raise
         if self.path.exists():  # overwrite=True: keep the old dataset until the new one is in place
             trash = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(self.path, trash)

@@ -137,6 +137,17 @@ def test_writer_refuses_existing_target_and_overwrites_only_when_complete(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]  # no temporary folders left behind
 
 
+def test_writer_does_not_replace_a_dataset_that_appeared_meanwhile(tmp_path):
+    target = tmp_path / "d.zarr"
+    writer = DatasetWriter(target, spec=_spec("discrete"))
+    writer.add_episode(**_episodes("discrete", [3])[0])
+    _write(target, "discrete", _episodes("discrete", [5]))  # another process finished first
+    with pytest.raises(LogoError, match="already exists"):
+        writer.close()
+    assert OfflineDataset.load(target).n_transitions == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.zarr"]
+
+
 def test_writer_never_publishes_an_invalid_dataset(tmp_path):
     ep = _episodes("discrete", [4])[0]
     ep["rewards"][2] = np.nan
