@@ -126,8 +126,9 @@ def content_problems(spec: DatasetSpec, arrays: Mapping[str, np.ndarray]) -> lis
     if problems:
         return problems
 
+    episode_ends = np.append(starts[1:] - 1, n_steps - 1)  # [E] last step of each episode
     last = np.zeros(n_steps, bool)
-    last[np.append(starts[1:] - 1, n_steps - 1)] = True
+    last[episode_ends] = True
     ends = arrays["terminals"] | arrays["truncations"]
     inner = np.flatnonzero(ends & ~last)
     if len(inner):
@@ -155,7 +156,7 @@ def content_problems(spec: DatasetSpec, arrays: Mapping[str, np.ndarray]) -> lis
                             f"although an action was taken, e.g. agent {i} at step {t}")
         # after a truncation the next legal actions feed the bootstrap's argmax; after a termination
         # nothing follows, so environments may mark every action illegal there
-        truncated = arrays["truncations"][np.append(starts[1:] - 1, n_steps - 1)]  # [E]
+        truncated = arrays["truncations"][episode_ends]  # [E]
         none_legal = np.argwhere(~arrays["final_avail_actions"].any(-1) & truncated[:, None])
         if len(none_legal):
             e, i = none_legal[0]

@@ -20,7 +20,7 @@ from zarr.codecs import ZstdCodec
 
 from logo import __version__
 from logo.data.schema import DatasetSpec
-from logo.data.validate import content_problems, read_arrays, structure_problems
+from logo.data.validate import validate_dataset
 from logo.errors import DatasetError, LogoError
 
 DEFAULT_CHUNK_STEPS = 4096
@@ -187,11 +187,7 @@ class DatasetWriter:
         attrs.update(extra_attrs or {})
         self._group.attrs.update(attrs)
         if self.validate:
-            group = zarr.open_group(str(self.tmp_path), mode="r")
-            spec, problems = structure_problems(group)
-            if not problems:
-                arrays, problems = read_arrays(group)
-                problems = problems or content_problems(spec, arrays)
+            problems = validate_dataset(self.tmp_path)
             if problems:
                 self.abort()
                 raise DatasetError(str(self.path), problems)

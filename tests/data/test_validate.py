@@ -138,20 +138,12 @@ def last_step_of_episode(g: zarr.Group, episode: int) -> int:
     return int(starts[episode + 1] - 1) if episode + 1 < len(starts) else g["rewards"].shape[0] - 1
 
 
-def clear_episode_end(episode: int) -> Callable[[zarr.Group], None]:
+def set_episode_end(episode: int, flag: bool) -> Callable[[zarr.Group], None]:
+    """Set both terminals and truncations to ``flag`` at the episode's last step."""
     def corrupt(g: zarr.Group) -> None:
         t = last_step_of_episode(g, episode)
-        g["terminals"][t] = False
-        g["truncations"][t] = False
-
-    return corrupt
-
-
-def set_both_at_end(episode: int) -> Callable[[zarr.Group], None]:
-    def corrupt(g: zarr.Group) -> None:
-        t = last_step_of_episode(g, episode)
-        g["terminals"][t] = True
-        g["truncations"][t] = True
+        g["terminals"][t] = flag
+        g["truncations"][t] = flag
 
     return corrupt
 
@@ -418,8 +410,8 @@ def test_no_legal_action_after_a_terminated_episode_is_valid(tmp_path: Path, dat
     path = tmp_path / "copy.zarr"
     shutil.copytree(datasets["discrete"], path)
     group = zarr.open_group(str(path), mode="r+")
-    ends = np.append(group["episode_starts"][1:] - 1, group["rewards"].shape[0] - 1)
-    assert group["terminals"][int(ends[4])] and group["truncations"][int(ends[0])]  # fixture facts
+    assert group["terminals"][last_step_of_episode(group, 4)]  # fixture facts
+    assert group["truncations"][last_step_of_episode(group, 0)]
     final = group["final_avail_actions"][...]
     final[4] = False
     group["final_avail_actions"][...] = final
@@ -491,11 +483,11 @@ ENDS = {
                              "expected only at each episode's last step")),
     "truncation-inside": Case("continuous", set_values("truncations", slice(1, 6), True), "terminals/truncations",
                               ("set inside an episode at steps 1, 2, 3 and 2 more",)),
-    "missing-end": Case("discrete", clear_episode_end(0), "terminals/truncations",
+    "missing-end": Case("discrete", set_episode_end(0, False), "terminals/truncations",
                         ("terminals/truncations: episode ending at steps 24 is neither terminated nor truncated",)),
-    "missing-end-last-episode": Case("discrete", clear_episode_end(59), "terminals/truncations",
+    "missing-end-last-episode": Case("discrete", set_episode_end(59, False), "terminals/truncations",
                                      (f"episode ending at steps {T_DISCRETE - 1} is neither",)),
-    "both-set": Case("discrete", set_both_at_end(0), "terminals/truncations",
+    "both-set": Case("discrete", set_episode_end(0, True), "terminals/truncations",
                      ("terminals/truncations: both set at steps 24 (expected at most one)",)),
 }
 
