@@ -11,10 +11,11 @@ from torchmetrics import MeanMetric
 
 from logo.errors import LogoError
 from logo.nn import AgentSharedMLP, Normalizer
+from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
 
 
-class BCPolicy(LightningModule):
+class BCPolicy(ActingPolicy, LightningModule):
     """Decentralised behaviour cloning with one network shared by all agents (plus agent id).
 
     Each agent acts on its own current observation (feed-forward, no recurrence). Discrete
@@ -73,8 +74,9 @@ class BCPolicy(LightningModule):
         return self.action_low + scale * (torch.tanh(out) + 1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None) -> torch.Tensor:
-        """Greedy actions: [B, N] int64 (discrete, legal only) or [B, N, action_dim] float."""
+    def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
+            state: torch.Tensor | None = None) -> torch.Tensor:
+        """Greedy actions: [B, N] int64 (discrete, legal only) or [B, N, action_dim] float; ``state`` is unused."""
         out = self(obs)
         return mask_logits(out, avail_actions).argmax(-1) if self.discrete else out
 

@@ -1,0 +1,86 @@
+"""Policies saved by logo act again from their checkpoint file alone.
+
+Every acting LightningModule in logo mixes in ``ActingPolicy``: its checkpoints record the
+class that wrote them, so ``load_policy(path)`` rebuilds the right module without the user
+naming it, and ``CheckpointPolicy`` turns it into a ``logo.envs`` policy for collection and
+evaluation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+
+from logo.envs.base import EnvSpec, TimeStep
+from logo.errors import LogoError
+
+CLASS_KEY = "logo_policy_class"
+
+
+class ActingPolicy:
+    """Mixin for LightningModules that act: ``act(obs, avail_actions=None, state=None)`` and a recorded class.
+
+    ``act`` takes torch tensors obs [B, N, obs_dim], avail_actions [B, N, n_actions] or None and state
+    [B, state_dim] or None, and returns greedy actions [B, N] int64 or [B, N, action_dim] float.
+    """
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CLASS_KEY] = f"{type(self).__module__}:{type(self).__qualname__}"
+
+
+def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> LightningModule:
+    """Load the acting module saved in checkpoint ``path`` (in eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LogoError(f"checkpoint {path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LogoError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    target = checkpoint.get(CLASS_KEY) if isinstance(checkpoint, dict) else None
+    if not target:
+        raise LogoError(f"checkpoint {path}: it has no '{CLASS_KEY}' entry, so it was not written by a logo "
+                        "policy (world-model checkpoints cannot act)")
+    module_name, _, qualname = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError) as exc:
+        raise LogoError(f"checkpoint {path}: policy class {target} is not importable ({exc})") from exc
+    module = cls.load_from_checkpoint(path, map_location=map_location)
+    return module.eval()
+
+
+class CheckpointPolicy:
+    """A logo policy module acting greedily in a ``logo.envs`` environment.
+
+    Args:
+        module: a module with ``act`` (see ``ActingPolicy``).
+        spec: the environment's spec; the module's dims must match it.
+    """
+
+    def __init__(self, module: LightningModule, spec: EnvSpec):
+        hp = getattr(module, "hparams", {})
+        expected = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "action_kind": spec.action_kind,
+                    "action_size": spec.action_size}
+        wrong = {k: (hp[k], v) for k, v in expected.items() if k in hp and hp[k] != v}
+        if wrong:
+            detail = ", ".join(f"{k}: checkpoint {m}, environment {e}" for k, (m, e) in wrong.items())
+            raise LogoError(f"policy {type(module).__name__} does not fit {spec.family}/{spec.scenario} ({detail})")
+        self.module, self.spec = module, spec
+
+    def seed(self, seed: int) -> None:
+        """Greedy policies have no randomness."""
+
+    def act(self, ts: TimeStep) -> np.ndarray:
+        device = self.module.device
+        obs = torch.as_tensor(ts.obs, device=device)
+        avail = None if ts.avail_actions is None else torch.as_tensor(ts.avail_actions, device=device)
+        state = torch.as_tensor(ts.state, device=device)
+        with torch.no_grad():
+            actions = self.module.act(obs, avail_actions=avail, state=state)
+        return actions.cpu().numpy().astype(np.int64 if self.spec.discrete else np.float32)
