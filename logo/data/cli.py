@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from jsonargparse import ArgumentParser
 
+from logo.data.merge import merge_datasets
 from logo.data.reader import OfflineDataset
 from logo.data.synthetic import generate_synthetic_dataset
 from logo.data.validate import open_dataset, validate_dataset
@@ -89,6 +90,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("path", type=str, help="dataset folder (.zarr)")
     commands.add_subcommand("validate", p, help="Validate a dataset")
 
+    p = ArgumentParser(description="Combine datasets of one scenario, e.g. the mixed tier from medium and expert.")
+    p.add_argument("paths", type=str, nargs="+", help="two or more dataset folders (.zarr)")
+    p.add_argument("--out", type=str, required=True, help="target dataset folder (.zarr)")
+    p.add_argument("--quality", type=str, required=True, help="quality label of the result, e.g. mixed")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    commands.add_subcommand("merge", p, help="Combine datasets of one scenario")
+
     p = ArgumentParser(description="Write the synthetic point-mass dataset used by tests and smoke runs "
                                    "(not a benchmark; see logo.data.synthetic).")
     p.add_argument("--out", type=str, required=True, help="target dataset folder (.zarr)")
@@ -110,6 +118,9 @@ def main(args: list[str] | None = None) -> int:
         return info(sub.path, sub.json)
     if cfg.command == "validate":
         return validate(sub.path)
+    if cfg.command == "merge":
+        print(f"wrote {merge_datasets(sub.paths, sub.out, sub.quality, sub.overwrite)}")
+        return 0
     kwargs = {k: v for k, v in sub.items() if k != "out"}
     path = generate_synthetic_dataset(sub.out, **kwargs)
     print(f"wrote {path}")

@@ -1,0 +1,81 @@
+"""Evaluate a policy in its real environment over fixed seeds: returns, win rate, normalised score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from logo.envs.base import MultiAgentEnv, Policy
+from logo.envs.rollout import run_episodes
+from logo.errors import LogoError
+
+
+def normalized_score(ret: float, random_return: float, expert_return: float) -> float:
+    """``100 * (R - R_random) / (R_expert - R_random)``: 0 is random behaviour, 100 the expert's."""
+    if expert_return == random_return:
+        raise LogoError(f"reference returns: expert ({expert_return}) and random ({random_return}) must differ")
+    return 100.0 * (ret - random_return) / (expert_return - random_return)
+
+
+def evaluation_seeds(seed: int, episodes: int) -> list[int]:
+    """The env seeds of an evaluation: ``seed, seed + 1, ...`` (collection uses hashed seeds, so they differ)."""
+    if episodes < 1:
+        raise LogoError(f"episodes: expected at least 1 evaluation episode, got {episodes}")
+    return list(range(seed, seed + episodes))
+
+
+@dataclass
+class EvaluationResult:
+    """Per-episode outcomes of one evaluation and, if known, the reference returns used to normalise."""
+
+    seeds: list[int]
+    returns: np.ndarray  # [episodes]
+    lengths: np.ndarray  # [episodes]
+    wins: np.ndarray | None = None  # [episodes] bool, where the env has a win condition
+    reference: dict[str, float] | None = field(default=None)  # {"random": R_random, "expert": R_expert}
+
+    def metrics(self) -> dict[str, float]:
+        """mean/std/min/max return, mean length, win rate and normalised score (when available)."""
+        out = {"return_mean": float(self.returns.mean()), "return_std": float(self.returns.std()),
+               "return_min": float(self.returns.min()), "return_max": float(self.returns.max()),
+               "length_mean": float(self.lengths.mean()), "episodes": float(len(self.returns))}
+        if self.wins is not None:
+            out["win_rate"] = float(self.wins.mean())
+        if self.reference:
+            out["normalized_score"] = normalized_score(out["return_mean"], self.reference["random"],
+                                                       self.reference["expert"])
+        return out
+
+
+def evaluate_policy(env: MultiAgentEnv, policy: Policy, episodes: int = 10, seed: int = 0,
+                    reference: dict[str, float] | None = None) -> EvaluationResult:
+    """Run ``episodes`` episodes on seeds ``seed..seed+episodes-1`` (``env.num_envs`` at a time).
+
+    The policy is reseeded with ``seed`` first, so the same seeds give the same numbers.
+    """
+    seeds = evaluation_seeds(seed, episodes)
+    policy.seed(seed)
+    returns, lengths, wins = [], [], []
+    for episode in run_episodes(env, policy, seeds, record=False):
+        returns.append(episode.ret)
+        lengths.append(episode.length)
+        wins.append(episode.won)
+    has_win = all(w is not None for w in wins)
+    return EvaluationResult(seeds=seeds, returns=np.asarray(returns), lengths=np.asarray(lengths),
+                            wins=np.asarray(wins, bool) if has_win else None, reference=reference)
+
+
+def dataset_env_target(spec) -> tuple[str, str, dict, dict[str, float] | None]:
+    """(family, scenario, env_options, reference returns) of the environment a dataset was recorded in.
+
+    ``spec`` is the dataset's ``DatasetSpec``; ``logo collect`` stores the env options and, where
+    measured, the reference returns in its ``extra``.
+    """
+    from logo.envs import FAMILIES
+
+    if spec.env_family not in FAMILIES:
+        raise LogoError(f"dataset env_family {spec.env_family!r} has no environment adapter to evaluate in "
+                        f"(adapters: {', '.join(sorted(FAMILIES))})")
+    return (spec.env_family, spec.scenario, dict(spec.extra.get("env_options") or {}),
+            spec.extra.get("reference_returns"))
