@@ -9,9 +9,12 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from logo import __version__
+from logo.callbacks import EnvEvaluation, ReplayExport  # noqa: F401
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
+from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.errors import LogoError
 from logo.policy import BCPolicy  # noqa: F401
+from logo.policy.td3 import OnlineTD3  # noqa: F401
 
 # Non-training commands: name -> (module with main(args) -> int, help line)
 TOOL_COMMANDS = {

@@ -1,0 +1,166 @@
+"""The data module of online training: one live environment and the replay buffer it fills.
+
+The training loop is Lightning's: ``train_dataloader`` yields one item per environment step
+(its index), and the model's ``training_step`` asks this module to step the environment
+(:meth:`OnlineEnvDataModule.step`) and to sample training batches from the buffer
+(:meth:`OnlineEnvDataModule.sample`). The buffer can be exported as a logo dataset
+(:meth:`OnlineEnvDataModule.export_replay`), which is how ``medium-replay`` datasets are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, IterableDataset
+
+from logo.data.replay import EpisodeRecord, ReplayBuffer
+from logo.envs import make_env
+from logo.envs.base import MultiAgentEnv, TimeStep
+from logo.errors import LogoError
+
+
+class EnvStepIndices(IterableDataset):
+    """The indices ``0 .. steps - 1``, one per environment step."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[int]:
+        yield from range(self.steps)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Reset seed of training episode ``episode`` of a run seeded ``seed`` (decorrelated, non-negative)."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+class OnlineEnvDataModule(LightningDataModule):
+    """One copy of a logo environment, stepped by the model, and a replay buffer of what it played.
+
+    Args:
+        env: environment family, e.g. ``mamujoco`` (see ``logo.envs.FAMILIES``).
+        scenario: scenario of that family, e.g. ``HalfCheetah-2x3``.
+        env_options: keyword options of the family's ``make`` (e.g. ``max_episode_steps``).
+        total_steps: environment steps of the run (the length of the training dataloader).
+        buffer_size: replay buffer capacity in transitions (oldest overwritten first).
+        seed: seeds the training episodes' resets (``episode_seed(seed, k)``) and batch sampling.
+
+    Example:
+        >>> dm = OnlineEnvDataModule("mamujoco", "HalfCheetah-2x3", total_steps=1000)  # doctest: +SKIP
+        >>> dm.n_agents, dm.obs_dim, dm.state_dim, dm.action_size  # doctest: +SKIP
+        (2, 12, 17, 3)
+    """
+
+    def __init__(self, env: str, scenario: str, env_options: dict[str, Any] | None = None,
+                 total_steps: int = 1_000_000, buffer_size: int = 1_000_000, seed: int = 0):
+        super().__init__()
+        for name, value in (("total_steps", total_steps), ("buffer_size", buffer_size)):
+            if value < 1:
+                raise LogoError(f"data.{name}: expected a positive number of steps, got {value}")
+        if seed < 0:
+            raise LogoError(f"data.seed: expected a non-negative integer, got {seed}")
+        self.save_hyperparameters()
+        self.family, self.scenario = env, scenario
+        self.env_options = dict(env_options or {})
+        self.total_steps, self.buffer_size, self.seed = total_steps, buffer_size, seed
+        self.env = make_env(env, scenario, num_envs=1, **self.env_options)
+        self.spec = self.env.spec
+        self.buffer: ReplayBuffer | None = None
+        self.env_steps = 0  # environment steps taken so far
+        self.episodes = 0  # training episodes started so far
+        self._ts: TimeStep | None = None
+        self._rng = np.random.default_rng([seed, 1])
+
+    # dims linked into models by the CLI
+    @property
+    def n_agents(self) -> int:
+        return self.spec.n_agents
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.spec.state_dim
+
+    @property
+    def action_kind(self) -> Literal["discrete", "continuous"]:
+        return self.spec.action_kind
+
+    @property
+    def action_size(self) -> int:
+        return self.spec.action_size
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.buffer is None:
+            self.buffer = ReplayBuffer(self.buffer_size, self.spec.dataset_spec())
+
+    def make_env(self, num_envs: int = 1) -> MultiAgentEnv:
+        """A new, separate instance of this module's environment (e.g. for evaluation)."""
+        return make_env(self.family, self.scenario, num_envs=num_envs, **self.env_options)
+
+    def episode_seed(self, episode: int) -> int:
+        """Reset seed of training episode ``episode`` (0-based)."""
+        return episode_seed(self.seed, episode)
+
+    def observe(self) -> TimeStep:
+        """The current time step of the training copy (batch of 1); starts the first episode if needed."""
+        if self._ts is None:
+            self._reset()
+        return self._ts
+
+    def _reset(self) -> None:
+        self._ts = self.env.reset([self.episode_seed(self.episodes)])
+        self.episodes += 1
+
+    def step(self, actions: np.ndarray) -> EpisodeRecord | None:
+        """Play ``actions`` [1, N, action_dim] (or [1, N]) in the training copy and store the transition.
+
+        Returns the finished episode's record when this step ends it (the next episode is then reset).
+        """
+        if self.buffer is None:
+            raise RuntimeError("OnlineEnvDataModule.step before setup('fit')")
+        ts = self.observe()
+        nxt = self.env.step(actions)
+        seed = self.episode_seed(self.episodes - 1)
+        record = self.buffer.add(
+            ts.obs[0], ts.state[0], np.asarray(actions)[0], float(nxt.reward[0]), nxt.obs[0], nxt.state[0],
+            bool(nxt.terminated[0]), bool(nxt.truncated[0]), seed=seed,
+            avail=None if ts.avail_actions is None else ts.avail_actions[0],
+            next_avail=None if nxt.avail_actions is None else nxt.avail_actions[0])
+        self.env_steps += 1
+        self._ts = nxt
+        if record is not None:
+            self._reset()
+        return record
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """``batch_size`` transitions from the buffer as tensors on ``device`` (see ``ReplayBuffer.sample``)."""
+        batch = self.buffer.sample(batch_size, self._rng)
+        return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+
+    def export_replay(self, path: str | Path, quality: str, behaviour: str, overwrite: bool = False,
+                      extra: dict[str, Any] | None = None) -> Path:
+        """Write every complete episode in the buffer as a logo dataset at ``path``; returns the path."""
+        if self.buffer is None:
+            raise RuntimeError("OnlineEnvDataModule.export_replay before setup('fit')")
+        episodes = self.buffer.complete_episodes()
+        returns = np.array([e.ret for e in episodes], np.float64)
+        extra = {"env_steps": self.env_steps, "episode_seed_base": self.seed,
+                 "episodes_dropped_by_buffer": len(self.buffer.episodes) - len(episodes),
+                 "replay_return_mean": float(returns.mean()) if len(returns) else float("nan"), **(extra or {})}
+        spec = self.spec.dataset_spec(quality=quality, behaviour=behaviour,
+                                      source=f"logo online training in {self.family}/{self.scenario}", extra=extra)
+        return self.buffer.write_dataset(path, spec, obs_mask=self.spec.obs_mask, overwrite=overwrite)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(EnvStepIndices(self.total_steps), batch_size=None)

@@ -1,0 +1,300 @@
+"""Online TD3 over the joint action: trains behaviour policies where no scripted expert exists (MaMuJoCo).
+
+One centralised actor maps the global state to every agent's action; twin critics score
+(state, joint action). It is a data-collection tool, not an offline MARL method: checkpoints at
+increasing ``eval/return`` give the ``medium`` and ``expert`` behaviour policies, and the replay
+buffer up to the medium checkpoint gives ``medium-replay`` (``logo.callbacks.ReplayExport``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+
+from logo.data.online import OnlineEnvDataModule
+from logo.envs.base import MultiAgentEnv
+from logo.envs.rollout import run_episodes
+from logo.errors import LogoError
+from logo.nn import MLP
+from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
+
+# ---------------------------------------------------------------------------------------------
+# Losses and target computation, kept apart from the module so they are tested alone.
+
+
+def td3_target(rewards: torch.Tensor, next_q1: torch.Tensor, next_q2: torch.Tensor, terminated: torch.Tensor,
+               gamma: float) -> torch.Tensor:
+    """Clipped double-Q target ``r + gamma * (1 - terminated) * min(Q1', Q2')``, all [B].
+
+    Only a true termination stops the bootstrap; a truncated step (time limit) is not terminal and
+    bootstraps from its next state like any other step.
+    """
+    not_done = 1.0 - terminated.to(rewards.dtype)
+    return rewards + gamma * not_done * torch.min(next_q1, next_q2)
+
+
+def smooth_target_actions(actions: torch.Tensor, noise_std: float, noise_clip: float, low: torch.Tensor,
+                          high: torch.Tensor) -> torch.Tensor:
+    """TD3 target policy smoothing: add clipped Gaussian noise and clip to the action bounds.
+
+    ``noise_std`` and ``noise_clip`` are fractions of half the action range (TD3's 0.2 and 0.5 for
+    actions in [-1, 1]). actions: [B, N, action_dim]; low, high: [action_dim].
+    """
+    half_range = (high - low) / 2
+    noise = (torch.randn_like(actions) * noise_std).clamp(-noise_clip, noise_clip) * half_range
+    return torch.clamp(actions + noise, low, high)
+
+
+def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum of both critics' mean squared errors to the (fixed) target, all [B]."""
+    return F.mse_loss(q1, target) + F.mse_loss(q2, target)
+
+
+def actor_loss(q1: torch.Tensor) -> torch.Tensor:
+    """Deterministic policy gradient objective: maximise the first critic's value, q1 [B]."""
+    return -q1.mean()
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) * target + tau * source``."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q networks on (state, joint action)."""
+
+    def __init__(self, state_dim: int, joint_action_dim: int, hidden_sizes: Sequence[int]):
+        super().__init__()
+        self.q1 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
+        self.q2 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
+
+    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """state [B, state_dim], actions [B, N, action_dim] -> (q1 [B], q2 [B])."""
+        x = torch.cat([state, actions.flatten(1)], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class OnlineTD3(ActingPolicy, LightningModule):
+    """TD3 (Fujimoto et al., 2018) with a centralised actor over the joint action, trained online.
+
+    Each ``training_step`` is one environment step of the ``OnlineEnvDataModule``'s live copy
+    (uniform random actions for the first ``start_steps`` steps, then the actor plus Gaussian
+    noise), stored in its replay buffer, followed by ``updates_per_step`` gradient updates. Every
+    ``eval_every`` environment steps the deterministic actor plays ``eval_episodes`` episodes on
+    fixed seeds in a separate environment and logs ``eval/return``, which checkpoints are selected by.
+
+    Optimisation is manual with one Adam over actor and critics: each update steps it once (critic
+    loss, plus the actor loss through a frozen critic every ``policy_delay`` updates), and steps with
+    no gradients before learning starts, so ``trainer.global_step`` is always
+    ``env steps * updates_per_step`` (``trainer.max_steps`` = total env steps when it is 1).
+
+    Args:
+        n_agents: number of agents (linked from the data module).
+        obs_dim: per-agent observation size (linked; unused: the actor acts on the global state).
+        state_dim: global state size (linked).
+        action_kind: must be continuous (linked).
+        action_size: per-agent action dimension (linked).
+        hidden_sizes: widths of the actor's and each critic's hidden layers.
+        lr: Adam learning rate of actor and critics.
+        gamma: discount factor.
+        tau: Polyak rate of the target networks.
+        policy_noise: target smoothing noise std, as a fraction of half the action range.
+        noise_clip: clip of the target smoothing noise, same units.
+        policy_delay: critic updates per actor (and target) update.
+        exploration_noise: Gaussian exploration noise std, as a fraction of half the action range.
+        batch_size: transitions per gradient update.
+        start_steps: environment steps of uniform random actions before the actor acts and learning starts.
+        updates_per_step: gradient updates after each environment step.
+        eval_every: environment steps between evaluations.
+        eval_episodes: deterministic evaluation episodes, run in parallel copies.
+        eval_seed: evaluation episode ``i`` is reset with seed ``eval_seed + i`` every time.
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
+                 action_kind: Literal["discrete", "continuous"], action_size: int,
+                 hidden_sizes: Sequence[int] = (256, 256), lr: float = 3e-4, gamma: float = 0.99,
+                 tau: float = 0.005, policy_noise: float = 0.2, noise_clip: float = 0.5, policy_delay: int = 2,
+                 exploration_noise: float = 0.1, batch_size: int = 256, start_steps: int = 10_000,
+                 updates_per_step: int = 1, eval_every: int = 5000, eval_episodes: int = 5,
+                 eval_seed: int = 1_000_000):
+        super().__init__()
+        if action_kind != "continuous":
+            raise LogoError("OnlineTD3 needs continuous actions; this scenario's actions are discrete")
+        for name, value in (("policy_delay", policy_delay), ("batch_size", batch_size),
+                            ("updates_per_step", updates_per_step), ("eval_every", eval_every),
+                            ("eval_episodes", eval_episodes)):
+            if value < 1:
+                raise LogoError(f"model.{name}: expected a positive integer, got {value}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.n_agents, self.action_dim = n_agents, action_size
+        self.actor = MLP(state_dim, list(hidden_sizes), n_agents * action_size)
+        self.critic = TwinCritic(state_dim, n_agents * action_size, list(hidden_sizes))
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("action_low", -torch.ones(action_size))  # [action_dim], set from the env
+        self.register_buffer("action_high", torch.ones(action_size))
+        self.updates = 0  # gradient updates so far (drives the policy delay)
+        self._eval_env: MultiAgentEnv | None = None
+        self._clock: tuple[float, int] | None = None  # (time, env steps) at the last evaluation
+
+    # ---- acting -------------------------------------------------------------------------------
+
+    def actions_from(self, actor: nn.Module, state: torch.Tensor) -> torch.Tensor:
+        """state [B, state_dim] -> joint action [B, N, action_dim] within the bounds (tanh, rescaled)."""
+        out = actor(state).view(-1, self.n_agents, self.action_dim)
+        return self.action_low + (torch.tanh(out) + 1) * (self.action_high - self.action_low) / 2
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
+            state: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic joint actions [B, N, action_dim] from the global state [B, state_dim] (obs unused)."""
+        if state is None:
+            raise LogoError("OnlineTD3 acts on the global state: pass state [B, state_dim]")
+        return self.actions_from(self.actor, state.to(self.action_low.dtype))
+
+    # ---- training -----------------------------------------------------------------------------
+
+    @property
+    def online(self) -> OnlineEnvDataModule:
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if not isinstance(dm, OnlineEnvDataModule):
+            raise LogoError(f"OnlineTD3 trains online: use data.class_path OnlineEnvDataModule, got "
+                            f"{type(dm).__name__}")
+        return dm
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        spec = self.online.spec
+        hp = self.hparams
+        expected = {"n_agents": spec.n_agents, "state_dim": spec.state_dim, "action_size": spec.action_size}
+        wrong = {k: (hp[k], v) for k, v in expected.items() if hp[k] != v}
+        if wrong:
+            detail = ", ".join(f"{k}: model {m}, environment {e}" for k, (m, e) in wrong.items())
+            raise LogoError(f"OnlineTD3 does not fit {spec.family}/{spec.scenario} ({detail})")
+        self.action_low.copy_(torch.tensor(spec.action_low))
+        self.action_high.copy_(torch.tensor(spec.action_high))
+
+    def explore(self, state: torch.Tensor, env_steps: int) -> torch.Tensor:
+        """Behaviour actions [B, N, action_dim]: uniform before ``start_steps``, then actor + clipped noise."""
+        low, high = self.action_low, self.action_high
+        shape = (state.shape[0], self.n_agents, self.action_dim)
+        if env_steps < self.hparams.start_steps:
+            return low + torch.rand(shape, device=self.device) * (high - low)
+        with torch.no_grad():
+            actions = self.actions_from(self.actor, state)
+        noise = torch.randn(shape, device=self.device) * self.hparams.exploration_noise * (high - low) / 2
+        return torch.clamp(actions + noise, low, high)
+
+    def losses(self, batch: dict[str, torch.Tensor], update_actor: bool) -> dict[str, torch.Tensor]:
+        """Critic loss and, if ``update_actor``, the actor loss through a frozen critic (grads reach the actor only)."""
+        hp = self.hparams
+        state, next_state = batch["state"], batch["next_state"]  # [B, state_dim]
+        with torch.no_grad():
+            next_actions = smooth_target_actions(self.actions_from(self.actor_target, next_state),
+                                                 hp.policy_noise, hp.noise_clip, self.action_low, self.action_high)
+            target = td3_target(batch["rewards"], *self.critic_target(next_state, next_actions),
+                                batch["terminated"], hp.gamma)
+        q1, q2 = self.critic(state, batch["actions"])
+        out = {"critic_loss": critic_loss(q1, q2, target), "q": q1.detach().mean()}
+        if update_actor:
+            self.critic.requires_grad_(False)
+            try:
+                q_pi, _ = self.critic(state, self.actions_from(self.actor, state))
+                out["actor_loss"] = actor_loss(q_pi)
+            finally:
+                self.critic.requires_grad_(True)
+        return out
+
+    def training_step(self, batch: int, batch_idx: int) -> None:
+        dm, hp = self.online, self.hparams
+        ts = dm.observe()
+        state = torch.as_tensor(ts.state, device=self.device)  # [1, state_dim]
+        actions = self.explore(state, dm.env_steps).cpu().numpy()  # [1, N, action_dim]
+        finished = dm.step(actions)
+        if finished is not None:
+            self.log_event({"train/episode_return": finished.ret, "train/episode_length": finished.length},
+                           dm.env_steps)
+        learning = dm.env_steps >= hp.start_steps and len(dm.buffer) >= hp.batch_size
+        opt = self.optimizers()
+        for _ in range(hp.updates_per_step):
+            opt.zero_grad()
+            if learning:
+                update_actor = self.updates % hp.policy_delay == 0
+                out = self.losses(dm.sample(hp.batch_size, self.device), update_actor)
+                self.manual_backward(out["critic_loss"] + out.get("actor_loss", 0.0))
+            opt.step()  # a no-op before learning starts; keeps global_step counting env steps
+            if learning:
+                self.updates += 1
+                if update_actor:
+                    soft_update(self.actor_target, self.actor, hp.tau)
+                    soft_update(self.critic_target, self.critic, hp.tau)
+        if learning and dm.env_steps % self.trainer.log_every_n_steps == 0:
+            self.log_event({f"train/{k}": v.item() for k, v in out.items()}, dm.env_steps)
+        if dm.env_steps % hp.eval_every == 0:
+            self.evaluate(dm)
+
+    def evaluate(self, dm: OnlineEnvDataModule) -> float:
+        """Play the deterministic actor on the fixed evaluation seeds; logs eval/* and returns the mean return."""
+        hp = self.hparams
+        started = time.perf_counter()
+        if self._eval_env is None:
+            self._eval_env = dm.make_env(num_envs=hp.eval_episodes)
+        policy = CheckpointPolicy(self, self._eval_env.spec)
+        seeds = [hp.eval_seed + i for i in range(hp.eval_episodes)]
+        episodes = list(run_episodes(self._eval_env, policy, seeds, record=False))
+        returns = np.array([e.ret for e in episodes])
+        mean = float(returns.mean())
+        metrics = {"eval/return": mean, "eval/return_std": float(returns.std()),
+                   "eval/length": float(np.mean([e.length for e in episodes]))}
+        if self._clock is not None:
+            # the whole loop (env steps, updates and the last evaluation) since the last evaluation
+            metrics["time/env_steps_per_s"] = (dm.env_steps - self._clock[1]) / (started - self._clock[0])
+        self.log("eval/return", mean, logger=False, prog_bar=True, batch_size=1)  # for checkpoint callbacks
+        self.log_event(metrics, dm.env_steps)
+        rank_zero_info(f"env step {dm.env_steps}: eval/return {mean:.1f} +- {returns.std():.1f} "
+                       f"over {len(returns)} episodes")
+        self._clock = (started, dm.env_steps)
+        return mean
+
+    def log_event(self, metrics: dict[str, float], env_steps: int) -> None:
+        """Send metrics straight to the loggers at step ``env_steps``.
+
+        Events (episode ends, evaluations) happen on some steps only; ``self.log`` would repeat their
+        last value at every later logging step, so they bypass it.
+        """
+        for logger in self.loggers:
+            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=env_steps)
+
+    def on_train_start(self) -> None:
+        self._clock = (time.perf_counter(), self.online.env_steps)
+
+    def on_fit_end(self) -> None:
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=self.hparams.lr)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["td3_updates"] = self.updates
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.updates = int(checkpoint.get("td3_updates", 0))
