@@ -27,8 +27,8 @@ from logo.envs.collect import collect
 # family/scenario -> how to collect it (medium_epsilon: per-agent random-action probability of the medium tier)
 SUITE = {
     "mpe/simple_spread_v3": {"env": "mpe", "scenario": "simple_spread_v3", "medium_epsilon": 0.65, "num_envs": 8},
-    "smax/3m": {"env": "smax", "scenario": "3m", "medium_epsilon": 0.5, "num_envs": 64},
-    "smax/5m_vs_6m": {"env": "smax", "scenario": "5m_vs_6m", "medium_epsilon": 0.5, "num_envs": 64},
+    "smax/3m": {"env": "smax", "scenario": "3m", "medium_epsilon": 0.25, "num_envs": 64},
+    "smax/5m_vs_6m": {"env": "smax", "scenario": "5m_vs_6m", "medium_epsilon": 0.25, "num_envs": 64},
     "mamujoco/HalfCheetah-2x3": {"env": "mamujoco", "scenario": "HalfCheetah-2x3", "num_envs": 10},
 }
 

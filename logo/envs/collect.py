@@ -122,15 +122,16 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
         writer.set_obs_mask(spec.obs_mask)
         while k < episodes and (transitions is None or n_steps < transitions):
             batch = [episode_seed(seed, k + j) for j in range(min(environment.num_envs, episodes - k))]
-            if annealed:
-                done = max(k / episodes, n_steps / transitions if transitions else 0.0)
-                policy.epsilon = 1.0 + (epsilon - 1.0) * min(done, 1.0)
-            for episode in run_episodes(environment, policy, batch):
+            if annealed:  # one epsilon per copy, from each episode's position in the collection
+                policy.epsilon = _annealed(epsilon, k, len(batch), environment.num_envs, episodes, n_steps,
+                                           transitions, spec.max_steps)
+            batch_eps = np.broadcast_to(np.asarray(getattr(policy, "epsilon", 0.0), float), (environment.num_envs,))
+            for j, episode in enumerate(run_episodes(environment, policy, batch)):
                 writer.add_episode(**episode.writer_kwargs())
                 returns.append(episode.ret)
                 lengths.append(episode.length)
                 wins.append(episode.won)
-                epsilons.append(getattr(policy, "epsilon", 0.0))
+                epsilons.append(float(batch_eps[j]))
                 n_steps += episode.length
                 k += 1
                 if bar is not None:
@@ -142,6 +143,7 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
         collection = {
             "behaviour": behaviour, "checkpoint": checkpoint, "epsilon": epsilon,
             "epsilon_schedule": "linear from 1.0 to epsilon over the collection" if annealed else "constant",
+            "epsilon_first": epsilons[0], "epsilon_last": epsilons[-1],
             "seed": seed, "episodes": k, "transitions": n_steps, "num_envs": environment.num_envs,
             "env_options": env_options, "return_mean": float(returns_arr.mean()),
             "return_std": float(returns_arr.std()), "return_min": float(returns_arr.min()),
@@ -155,6 +157,18 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
     if bar is not None:
         bar.close()
     return {"path": str(path), **collection}
+
+
+def _annealed(final: float, k: int, count: int, num_envs: int, episodes: int, n_steps: int,
+              transitions: int | None, max_steps: int) -> np.ndarray:
+    """Epsilon of episodes k..k+count-1 (padded to num_envs): linear from 1 at the start to ``final`` at the end
+    of the budget, progress being the larger of the episode and (estimated) transition fractions."""
+    j = np.arange(num_envs, dtype=np.float64).clip(max=count - 1)
+    progress = (k + j) / max(episodes - 1, 1)
+    if transitions is not None:
+        mean_length = n_steps / k if k else max_steps
+        progress = np.maximum(progress, (n_steps + j * mean_length) / transitions)
+    return 1.0 + (final - 1.0) * progress.clip(0.0, 1.0)
 
 
 def _describe(behaviour: str, checkpoint: str | None, epsilon: float, annealed: bool) -> str:

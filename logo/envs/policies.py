@@ -41,15 +41,26 @@ class EpsilonPolicy:
     Args:
         base: the policy to degrade.
         spec: the environment's spec (action space and bounds).
-        epsilon: per-agent, per-step probability of a random action, in [0, 1].
+        epsilon: per-agent, per-step probability of a random action, in [0, 1]; one value for all copies
+            or one per env copy (``[B]``, e.g. an annealing schedule across a batch of episodes).
         seed: seed of the noise.
     """
 
-    def __init__(self, base: Policy, spec: EnvSpec, epsilon: float, seed: int = 0):
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon: expected a probability in [0, 1], got {epsilon}")
-        self.base, self.spec, self.epsilon = base, spec, float(epsilon)
+    def __init__(self, base: Policy, spec: EnvSpec, epsilon: float | np.ndarray, seed: int = 0):
+        self.base, self.spec = base, spec
+        self.epsilon = epsilon
         self.seed(seed)
+
+    @property
+    def epsilon(self) -> float | np.ndarray:
+        return self._epsilon
+
+    @epsilon.setter
+    def epsilon(self, value: float | np.ndarray) -> None:
+        value = np.asarray(value, np.float64)
+        if value.ndim > 1 or not np.all((value >= 0.0) & (value <= 1.0)):
+            raise ValueError(f"epsilon: expected probabilities in [0, 1] (a scalar or one per copy), got {value}")
+        self._epsilon = float(value) if value.ndim == 0 else value
 
     def seed(self, seed: int) -> None:
         self.rng = np.random.default_rng([seed, 1])
@@ -57,10 +68,11 @@ class EpsilonPolicy:
 
     def act(self, ts: TimeStep) -> np.ndarray:
         actions = self.base.act(ts)
-        if self.epsilon == 0.0:
+        eps = self._epsilon
+        if np.all(eps == 0.0):
             return actions
         noisy = random_actions(self.spec, ts, self.rng)
-        swap = self.rng.random(actions.shape[:2]) < self.epsilon  # [B, N]
+        swap = self.rng.random(actions.shape[:2]) < (eps if np.ndim(eps) == 0 else eps[:, None])  # [B, N]
         if not self.spec.discrete:
             swap = swap[..., None]
         return np.where(swap, noisy, actions)

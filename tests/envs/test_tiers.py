@@ -12,8 +12,8 @@ from logo.data.validate import validate_dataset
 # family, scenario, medium epsilon (benchmarks/reference_returns.py), episodes per tier, env copies
 CASES = [
     pytest.param("mpe", "simple_spread_v3", 0.65, 24, 8, id="mpe-simple_spread_v3"),
-    pytest.param("smax", "3m", 0.5, 32, 32, id="smax-3m"),
-    pytest.param("smax", "5m_vs_6m", 0.5, 32, 32, id="smax-5m_vs_6m", marks=pytest.mark.slow),
+    pytest.param("smax", "3m", 0.25, 32, 32, id="smax-3m"),
+    pytest.param("smax", "5m_vs_6m", 0.25, 32, 32, id="smax-5m_vs_6m", marks=pytest.mark.slow),
 ]
 EXTRA = {"mpe": "mpe2", "smax": "jaxmarl"}
 
@@ -41,13 +41,17 @@ def test_every_tier_is_valid_and_ordered(tmp_path, env, scenario, epsilon, episo
     assert mean["random"] < mean["medium"] < mean["expert"], mean
     # medium-replay anneals epsilon from 1 (random) to the medium epsilon: in between on average
     assert mean["random"] < mean["medium-replay"] < mean["expert"], mean
-    assert data["medium-replay"].attrs["collection"]["epsilon_schedule"].startswith("linear from 1.0")
+    replay = data["medium-replay"].attrs["collection"]
+    assert replay["epsilon_schedule"].startswith("linear from 1.0")
+    assert replay["epsilon_first"] == 1.0 and replay["epsilon_last"] == pytest.approx(epsilon)
     mixed = OfflineDataset.load(tmp_path / "mixed.zarr")
     assert mixed.n_episodes == 2 * episodes
     assert float(mixed.episode_returns().mean()) == pytest.approx((mean["medium"] + mean["expert"]) / 2, rel=1e-5)
     if env == "smax":
         wins = {tier: d.attrs["collection"]["win_rate"] for tier, d in data.items()}
-        assert wins["random"] <= wins["medium"] <= wins["expert"] and wins["expert"] > 0.5, wins
+        assert wins["random"] <= wins["medium"] <= wins["expert"], wins
+        if scenario == "3m":  # the scripted expert wins 3m (on 5m_vs_6m it rarely does: outnumbered)
+            assert wins["expert"] > 0.5, wins
         # legal actions only: every recorded action is allowed by its mask
         d = data["medium"]
         chosen = np.take_along_axis(d.arrays["avail_actions"], d.arrays["actions"][..., None], -1)
