@@ -15,10 +15,12 @@ from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.errors import LogoError
 from logo.policy import BCPolicy  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
+from logo.trainer import LogoTrainer
 
 # Non-training commands: name -> (module with main(args) -> int, help line)
 TOOL_COMMANDS = {
-    "data": ("logo.data.cli", "dataset tools: info, validate, synth"),
+    "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
+    "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
 }
 LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
 
@@ -37,8 +39,14 @@ class LogoCLI(LightningCLI):
         kwargs.setdefault("parser_kwargs", {"prog": "logo", "version": __version__,
                                             "description": "Offline multi-agent RL with the LOGO world model.",
                                             "epilog": f"Other commands: {tools}."})
+        kwargs.setdefault("trainer_class", LogoTrainer)
         super().__init__(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                          args=args, run=run, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands plus ``evaluate`` (LogoTrainer.evaluate)."""
+        return {**LightningCLI.subcommands(), "evaluate": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser) -> None:
         for name in LINKED_DIMS:

@@ -17,7 +17,7 @@ CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
 def test_console_script_help_lists_every_command():
     out = subprocess.run(["logo", "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("fit", "validate", "test", "predict", "logo data"):
+    for command in ("fit", "validate", "test", "predict", "evaluate", "logo data", "logo collect"):
         assert command in out
 
 
@@ -31,7 +31,7 @@ def test_data_help_lists_its_subcommands(capsys):
         main(["data", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("info", "validate", "synth"))
+    assert all(name in out for name in ("info", "validate", "merge", "synth"))
 
 
 def test_data_info_json_is_one_machine_readable_object(discrete_dataset, capsys):
