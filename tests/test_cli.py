@@ -13,6 +13,8 @@ from logo.cli import main
 from tests.conftest import ROOT
 
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+COLLECT_CONFIGS = [c for c in CONFIGS if c.parent.name == "collect"]  # logo collect, not LightningCLI
+CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -80,5 +82,14 @@ def test_every_shipped_config_parses(config, capsys):
     assert "class_path" in printed and "trainer:" in printed
 
 
+@pytest.mark.parametrize("config", COLLECT_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in COLLECT_CONFIGS])
+def test_every_collect_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["collect", "--config", str(config), "--print_config"])
+    assert exc.value.code == 0
+    printed = capsys.readouterr().out
+    assert "behaviour:" in printed and "out:" in printed
+
+
 def test_there_are_configs_to_parse():
-    assert CONFIGS, "configs/ holds no YAML"
+    assert CONFIGS and COLLECT_CONFIGS, "configs/ holds no YAML"
