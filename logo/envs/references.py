@@ -12,7 +12,11 @@ import json
 from typing import Any
 
 # family/scenario[options] -> {"random": mean return, "expert": mean return}
-REFERENCE_RETURNS: dict[str, dict[str, float]] = {}
+REFERENCE_RETURNS: dict[str, dict[str, float]] = {
+    "mpe/simple_spread_v3": {"random": -79.151, "expert": -20.385},
+    "smax/3m": {"random": 0.18, "expert": 1.899},
+    "smax/5m_vs_6m": {"random": 0.139, "expert": 0.793},
+}
 
 
 def reference_key(family: str, scenario: str, env_options: dict[str, Any] | None = None) -> str:

@@ -8,6 +8,7 @@ import pytest
 from logo.cli import main
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
+from logo.envs.references import reference_returns
 
 # family, scenario, medium epsilon (benchmarks/reference_returns.py), episodes per tier, env copies
 CASES = [
@@ -38,6 +39,8 @@ def test_every_tier_is_valid_and_ordered(tmp_path, env, scenario, epsilon, episo
                  "--out", str(tmp_path / "mixed.zarr"), "--quality", "mixed"]) == 0
     assert validate_dataset(tmp_path / "mixed.zarr") == []
     mean = {tier: float(d.episode_returns().mean()) for tier, d in data.items()}
+    # the measured reference returns travel with every tier, so scores normalise without a config
+    assert data["medium"].spec.extra["reference_returns"] == reference_returns(env, scenario) is not None
     assert mean["random"] < mean["medium"] < mean["expert"], mean
     # medium-replay anneals epsilon from 1 (random) to the medium epsilon: in between on average
     assert mean["random"] < mean["medium-replay"] < mean["expert"], mean
