@@ -70,12 +70,15 @@ def dataset_env_target(spec) -> tuple[str, str, dict, dict[str, float] | None]:
     """(family, scenario, env_options, reference returns) of the environment a dataset was recorded in.
 
     ``spec`` is the dataset's ``DatasetSpec``; ``logo collect`` stores the env options and, where
-    measured, the reference returns in its ``extra``.
+    measured, the reference returns in its ``extra``. Datasets without them fall back to the
+    built-in table (``logo.envs.references``).
     """
     from logo.envs import FAMILIES
+    from logo.envs.references import reference_returns
 
     if spec.env_family not in FAMILIES:
         raise LogoError(f"dataset env_family {spec.env_family!r} has no environment adapter to evaluate in "
                         f"(adapters: {', '.join(sorted(FAMILIES))})")
-    return (spec.env_family, spec.scenario, dict(spec.extra.get("env_options") or {}),
-            spec.extra.get("reference_returns"))
+    options = dict(spec.extra.get("env_options") or {})
+    reference = spec.extra.get("reference_returns") or reference_returns(spec.env_family, spec.scenario, options)
+    return spec.env_family, spec.scenario, options, reference

@@ -16,6 +16,7 @@ REFERENCE_RETURNS: dict[str, dict[str, float]] = {
     "mpe/simple_spread_v3": {"random": -79.151, "expert": -20.385},
     "smax/3m": {"random": 0.18, "expert": 1.899},
     "smax/5m_vs_6m": {"random": 0.139, "expert": 0.793},
+    "mamujoco/HalfCheetah-2x3": {"random": -286.602, "expert": 5491.615},
 }
 
 
