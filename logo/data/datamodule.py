@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from logo.data.reader import OfflineDataset, Storage, gather_transitions
+from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
 from logo.errors import LogoError
 
@@ -77,7 +78,7 @@ def sampler_seed(seed: int, rank: int) -> int:
     return seed + 7919 * (rank + 1)
 
 
-class OfflineMARLDataModule(LightningDataModule):
+class OfflineMARLDataModule(LinkedDims, LightningDataModule):
     """Transitions from one logo zarr dataset, sampled from in-memory (on-device) tensors.
 
     Args:
@@ -123,27 +124,6 @@ class OfflineMARLDataModule(LightningDataModule):
         self._device_storage: dict[torch.device, Storage] = {}
         self._train_batches: RandomIndexBatches | None = None
         self._sampler_state: torch.Tensor | None = None
-
-    # dims linked into models by the CLI
-    @property
-    def n_agents(self) -> int:
-        return self.spec.n_agents
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
-
-    @property
-    def state_dim(self) -> int:
-        return self.spec.state_dim
-
-    @property
-    def action_kind(self) -> Literal["discrete", "continuous"]:
-        return self.spec.action_kind
-
-    @property
-    def action_size(self) -> int:
-        return self.spec.action_size
 
     def setup(self, stage: str) -> None:
         if self.dataset is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from logo.data.replay import EpisodeRecord, ReplayBuffer
+from logo.data.schema import LinkedDims
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
 from logo.errors import LogoError
@@ -42,7 +43,7 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-class OnlineEnvDataModule(LightningDataModule):
+class OnlineEnvDataModule(LinkedDims, LightningDataModule):
     """One copy of a logo environment, stepped by the model, and a replay buffer of what it played.
 
     Args:
@@ -78,27 +79,6 @@ class OnlineEnvDataModule(LightningDataModule):
         self.episodes = 0  # training episodes started so far
         self._ts: TimeStep | None = None
         self._rng = np.random.default_rng([seed, 1])
-
-    # dims linked into models by the CLI
-    @property
-    def n_agents(self) -> int:
-        return self.spec.n_agents
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
-
-    @property
-    def state_dim(self) -> int:
-        return self.spec.state_dim
-
-    @property
-    def action_kind(self) -> Literal["discrete", "continuous"]:
-        return self.spec.action_kind
-
-    @property
-    def action_size(self) -> int:
-        return self.spec.action_size
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.buffer is None:

@@ -187,3 +187,33 @@ def spec_problems(attrs: dict[str, Any]) -> list[str]:
     if version != FORMAT_VERSION:
         problems.append(f"attribute 'format_version': this logo reads version {FORMAT_VERSION}, got {version!r}")
     return problems
+
+
+class LinkedDims:
+    """The dims the CLI links from a data module into its model, read from the module's ``spec``.
+
+    Mixed into every logo data module; ``spec`` is a ``DatasetSpec`` (offline data) or an
+    ``EnvSpec`` (online training): both name these five fields the same way.
+    """
+
+    spec: Any
+
+    @property
+    def n_agents(self) -> int:
+        return self.spec.n_agents
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.spec.state_dim
+
+    @property
+    def action_kind(self) -> ActionKind:
+        return self.spec.action_kind
+
+    @property
+    def action_size(self) -> int:
+        return self.spec.action_size
