@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
 
-from logo.errors import LogoError
+from logo.errors import check_fits
 from logo.nn import AgentSharedMLP, Normalizer
 from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
@@ -54,10 +54,7 @@ class BCPolicy(ActingPolicy, LightningModule):
             return
         expected = {"n_agents": dm.n_agents, "obs_dim": dm.obs_dim, "action_kind": dm.action_kind,
                     "action_size": dm.action_size}
-        wrong = {k: (self.hparams[k], v) for k, v in expected.items() if self.hparams[k] != v}
-        if wrong:
-            detail = ", ".join(f"{k}: model {m}, dataset {d}" for k, (m, d) in wrong.items())
-            raise LogoError(f"BCPolicy does not fit dataset {dm.path} ({detail})")
+        check_fits(self.hparams, expected, "BCPolicy", f"dataset {dm.path}")
         if stage == "fit":
             stats = dm.statistics
             self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from logo.envs.base import EnvSpec, TimeStep
-from logo.errors import LogoError
+from logo.errors import LogoError, check_fits
 
 CLASS_KEY = "logo_policy_class"
 
@@ -64,13 +64,10 @@ class CheckpointPolicy:
     """
 
     def __init__(self, module: LightningModule, spec: EnvSpec):
-        hp = getattr(module, "hparams", {})
         expected = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "action_kind": spec.action_kind,
                     "action_size": spec.action_size}
-        wrong = {k: (hp[k], v) for k, v in expected.items() if k in hp and hp[k] != v}
-        if wrong:
-            detail = ", ".join(f"{k}: checkpoint {m}, environment {e}" for k, (m, e) in wrong.items())
-            raise LogoError(f"policy {type(module).__name__} does not fit {spec.family}/{spec.scenario} ({detail})")
+        check_fits(getattr(module, "hparams", {}), expected, f"policy {type(module).__name__}",
+                   f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"))
         self.module, self.spec = module, spec
 
     def seed(self, seed: int) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from logo.data.online import OnlineEnvDataModule
 from logo.envs.base import MultiAgentEnv
 from logo.envs.rollout import run_episodes
-from logo.errors import LogoError
+from logo.errors import LogoError, check_fits
 from logo.nn import MLP
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
 
@@ -181,12 +181,8 @@ class OnlineTD3(ActingPolicy, LightningModule):
         if stage != "fit":
             return
         spec = self.online.spec
-        hp = self.hparams
         expected = {"n_agents": spec.n_agents, "state_dim": spec.state_dim, "action_size": spec.action_size}
-        wrong = {k: (hp[k], v) for k, v in expected.items() if hp[k] != v}
-        if wrong:
-            detail = ", ".join(f"{k}: model {m}, environment {e}" for k, (m, e) in wrong.items())
-            raise LogoError(f"OnlineTD3 does not fit {spec.family}/{spec.scenario} ({detail})")
+        check_fits(self.hparams, expected, "OnlineTD3", f"{spec.family}/{spec.scenario}", ("model", "environment"))
         self.action_low.copy_(torch.tensor(spec.action_low))
         self.action_high.copy_(torch.tensor(spec.action_high))
 
