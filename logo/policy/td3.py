@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
@@ -22,7 +21,7 @@ from torch import nn
 
 from logo.data.online import OnlineEnvDataModule
 from logo.envs.base import MultiAgentEnv
-from logo.envs.rollout import run_episodes
+from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
@@ -251,13 +250,12 @@ class OnlineTD3(ActingPolicy, LightningModule):
         started = time.perf_counter()
         if self._eval_env is None:
             self._eval_env = dm.make_env(num_envs=hp.eval_episodes)
-        policy = CheckpointPolicy(self, self._eval_env.spec)
-        seeds = [hp.eval_seed + i for i in range(hp.eval_episodes)]
-        episodes = list(run_episodes(self._eval_env, policy, seeds, record=False))
-        returns = np.array([e.ret for e in episodes])
+        result = evaluate_policy(self._eval_env, CheckpointPolicy(self, self._eval_env.spec), hp.eval_episodes,
+                                 seed=hp.eval_seed)
+        returns = result.returns
         mean = float(returns.mean())
         metrics = {"eval/return": mean, "eval/return_std": float(returns.std()),
-                   "eval/length": float(np.mean([e.length for e in episodes]))}
+                   "eval/length": float(result.lengths.mean())}
         if self._clock is not None:
             # the whole loop (env steps, updates and the last evaluation) since the last evaluation
             metrics["time/env_steps_per_s"] = (dm.env_steps - self._clock[1]) / (started - self._clock[0])
