@@ -22,6 +22,7 @@ from logo.data.replay import EpisodeRecord, ReplayBuffer
 from logo.data.schema import LinkedDims
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
+from logo.envs.rollout import episode_seed
 from logo.errors import LogoError
 
 
@@ -36,11 +37,6 @@ class EnvStepIndices(IterableDataset):
 
     def __iter__(self) -> Iterator[int]:
         yield from range(self.steps)
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """Reset seed of training episode ``episode`` of a run seeded ``seed`` (decorrelated, non-negative)."""
-    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
 class OnlineEnvDataModule(LinkedDims, LightningDataModule):

@@ -24,15 +24,18 @@ from logo.envs import make_env, scripted_policy
 from logo.envs.base import MultiAgentEnv, Policy
 from logo.envs.policies import EpsilonPolicy, RandomPolicy
 from logo.envs.references import reference_returns
-from logo.envs.rollout import run_episodes
+from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "mixed")
 
 
-def episode_seed(seed: int, k: int) -> int:
-    """Env seed of collected episode ``k``: hashed from (seed, k), so collections and evaluations don't share."""
-    return int(np.random.SeedSequence([seed, k, 0x10C0]).generate_state(1)[0])
+COLLECT_STREAM = 0x10C0  # episode_seed stream of logo collect
+
+
+def collection_seed(seed: int, k: int) -> int:
+    """Env seed of collected episode ``k``: distinct from online training's and evaluation's seeds."""
+    return episode_seed(seed, k, COLLECT_STREAM)
 
 
 def behaviour_policy(env: MultiAgentEnv, behaviour: str, seed: int, checkpoint: str | None = None) -> Policy:
@@ -121,7 +124,7 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
     with writer:
         writer.set_obs_mask(spec.obs_mask)
         while k < episodes and (transitions is None or n_steps < transitions):
-            batch = [episode_seed(seed, k + j) for j in range(min(environment.num_envs, episodes - k))]
+            batch = [collection_seed(seed, k + j) for j in range(min(environment.num_envs, episodes - k))]
             if annealed:  # one epsilon per copy, from each episode's position in the collection
                 policy.epsilon = _annealed(epsilon, k, len(batch), environment.num_envs, episodes, n_steps,
                                            transitions, spec.max_steps)

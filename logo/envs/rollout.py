@@ -10,6 +10,15 @@ import numpy as np
 from logo.envs.base import MultiAgentEnv, Policy
 
 
+def episode_seed(seed: int, k: int, *stream: int) -> int:
+    """Env reset seed of episode ``k`` of a run seeded ``seed``: hashed, so nearby runs don't share episodes.
+
+    ``stream`` separates uses of the same ``seed`` (``logo collect`` passes its own tag; online training
+    passes none), and neither meets the small consecutive seeds of evaluation (``evaluation_seeds``).
+    """
+    return int(np.random.SeedSequence([seed, k, *stream]).generate_state(1)[0])
+
+
 @dataclass
 class Episode:
     """One finished episode of L steps in one env copy."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from logo.data.online import OnlineEnvDataModule, episode_seed
+from logo.data.online import OnlineEnvDataModule
 from logo.data.replay import ReplayBuffer
 from logo.data.schema import DatasetSpec
 from logo.data.validate import validate_dataset
+from logo.envs.rollout import episode_seed
 from logo.errors import LogoError
 
 SPEC = DatasetSpec(env_family="test", scenario="toy", n_agents=2, obs_dim=3, state_dim=4, action_kind="continuous",

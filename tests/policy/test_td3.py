@@ -12,11 +12,10 @@ import torch
 import yaml
 
 from logo.cli import main
-from logo.data.online import episode_seed
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
 from logo.envs import make_env
-from logo.envs.rollout import run_episodes
+from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
 from logo.policy.checkpoint import CheckpointPolicy, load_policy
 from logo.policy.td3 import OnlineTD3, actor_loss, smooth_target_actions, soft_update, td3_target
