@@ -148,6 +148,13 @@ class Policy(Protocol):
         ...
 
 
+def check_options(family: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
+    """Refuse family options outside ``allowed``, naming the unknown ones and the accepted ones."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise LogoError(f"{family} options: unknown {unknown}; expected some of {list(allowed)}")
+
+
 def check_seeds(seeds: Sequence[int], num_envs: int) -> list[int]:
     """Validate a reset's seeds: one non-negative int per copy."""
     seeds = [int(s) for s in seeds]

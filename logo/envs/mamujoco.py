@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from logo.envs.base import EnvSpec, TimeStep, check_actions, check_seeds, pad_obs, require
+from logo.envs.base import EnvSpec, TimeStep, check_actions, check_options, check_seeds, pad_obs, require
 from logo.errors import LogoError
 
 SCENARIOS = ("HalfCheetah-2x3", "HalfCheetah-6x1", "Hopper-3x1", "Ant-2x4", "Walker2d-2x3")
@@ -138,8 +138,5 @@ def _select(ts: TimeStep, b: int) -> TimeStep:
 
 def make(scenario: str, num_envs: int = 1, **options: Any) -> MaMuJoCoEnv:
     """``num_envs`` copies of a MaMuJoCo scenario; options: ``agent_obsk``, ``max_episode_steps``."""
-    allowed = {"agent_obsk", "max_episode_steps"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise LogoError(f"mamujoco options: unknown {unknown}; expected some of {sorted(allowed)}")
+    check_options("mamujoco", options, ["agent_obsk", "max_episode_steps"])
     return MaMuJoCoEnv(scenario, num_envs=num_envs, **options)

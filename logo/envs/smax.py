@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from logo.envs.base import EnvSpec, TimeStep, check_actions, check_seeds, require
+from logo.envs.base import EnvSpec, TimeStep, check_actions, check_options, check_seeds, require
 from logo.errors import LogoError
 
 SCENARIOS = ("3m", "2s3z", "5m_vs_6m", "6h_vs_8z")
@@ -203,9 +203,7 @@ class SMAXEnv:
 
 def make(scenario: str, num_envs: int = 1, **options: Any) -> SMAXEnv:
     """``num_envs`` copies of a SMAX scenario; options: ``max_steps`` (episode limit, default 100)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise LogoError(f"smax options: unknown {unknown}; expected some of {list(OPTIONS)}")
+    check_options("smax", options, list(OPTIONS))
     return SMAXEnv(scenario, num_envs=num_envs, **options)
 
 
