@@ -216,29 +216,46 @@ def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str
 
     Observations get per-agent, per-feature statistics ``[N, obs_dim]`` (agents may observe
     different things); padded features get mean 0 and std 1; constant features get std 1.
+    Besides mean/std of observations, state and reward, it holds their minimum and maximum
+    (the data's bounding box, for clipping model rollouts) and mean/std of the one-step changes
+    ``o' - o`` and ``s' - s`` (world models predict those).
     """
     arrays = dataset.arrays
+    mask = torch.from_numpy(arrays["obs_mask"])
+    chunk = 1 << 16
 
-    def _mean_std(x: np.ndarray, chunk: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mean_std(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # float64 sums over chunks of steps: no full-size temporary copy of the split
+        count = len(x) if rows is None else len(rows)
         total = np.zeros(x.shape[1:], np.float64)
         total_sq = np.zeros(x.shape[1:], np.float64)
-        for start in range(0, len(indices), chunk):
-            part = x[indices[start:start + chunk]].astype(np.float64)
+        for start in range(0, count, chunk):
+            part = (x[start:start + chunk] if rows is None else x[rows[start:start + chunk]]).astype(np.float64)
             total += part.sum(0)
             total_sq += np.square(part).sum(0)
-        mean = total / len(indices)
-        std = np.sqrt(np.maximum(total_sq / len(indices) - mean ** 2, 0.0))
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
         std = np.where(std < 1e-6, 1.0, std)
         return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
 
-    obs_mean, obs_std = _mean_std(arrays["observations"])
-    mask = torch.from_numpy(arrays["obs_mask"])
-    obs_mean, obs_std = obs_mean * mask, torch.where(mask, obs_std, torch.ones_like(obs_std))
-    state_mean, state_std = _mean_std(arrays["state"])
-    reward_mean, reward_std = _mean_std(arrays["rewards"])
-    stats = {"obs_mean": obs_mean, "obs_std": obs_std, "state_mean": state_mean, "state_std": state_std,
-             "reward_mean": reward_mean, "reward_std": reward_std}
+    def _masked(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return mean * mask, torch.where(mask, std, torch.ones_like(std))
+
+    stats: dict[str, torch.Tensor] = {}
+    for key, name in (("obs", "observations"), ("state", "state"), ("reward", "rewards")):
+        mean, std = _mean_std(arrays[name], indices)
+        stats[f"{key}_mean"], stats[f"{key}_std"] = _masked(mean, std) if key == "obs" else (mean, std)
+        part = arrays[name][indices]
+        stats[f"{key}_min"], stats[f"{key}_max"] = torch.as_tensor(part.min(0)), torch.as_tensor(part.max(0))
+    # one-step changes, with next values exact at episode ends (gathered like training batches)
+    storage = dataset.storage()
+    obs_deltas, state_deltas = [], []
+    for start in range(0, len(indices), chunk):
+        batch = gather_transitions(storage, torch.from_numpy(indices[start:start + chunk]))
+        obs_deltas.append((batch["next_obs"] - batch["obs"]).numpy())
+        state_deltas.append((batch["next_state"] - batch["state"]).numpy())
+    stats["obs_delta_mean"], stats["obs_delta_std"] = _masked(*_mean_std(np.concatenate(obs_deltas)))
+    stats["state_delta_mean"], stats["state_delta_std"] = _mean_std(np.concatenate(state_deltas))
     spec = dataset.spec
     if not spec.discrete:
         stats["action_low"] = torch.tensor(spec.action_low, dtype=torch.float32)

@@ -63,6 +63,7 @@ class DatasetWriter:
         self._n_episodes = 0
         self._returns: list[float] = []
         self._has_agent_rewards: bool | None = None
+        self._extra_names: set[str] | None = None
         self._closed = False
         shapes, dtypes = spec.array_shapes(), spec.array_dtypes()
         names = set(spec.required_arrays()) - {"obs_mask"}
@@ -90,7 +91,8 @@ class DatasetWriter:
                     rewards: np.ndarray, final_observation: np.ndarray, final_state: np.ndarray,
                     terminated: bool, avail_actions: np.ndarray | None = None,
                     final_avail_actions: np.ndarray | None = None,
-                    agent_rewards: np.ndarray | None = None) -> None:
+                    agent_rewards: np.ndarray | None = None,
+                    extras: dict[str, np.ndarray] | None = None) -> None:
         """Append one episode of L steps.
 
         Args:
@@ -104,6 +106,8 @@ class DatasetWriter:
             avail_actions: [L, N, n_actions] legal actions (discrete only).
             final_avail_actions: [N, n_actions] legal actions after the last step (discrete only).
             agent_rewards: [L, N] optional per-agent rewards; all episodes have them or none.
+            extras: optional further per-step float32 arrays ``[L, ...]`` outside the format (for example
+                the ``uncertainty`` of model rollouts); every episode gives the same names.
         """
         if self._closed:
             raise RuntimeError("DatasetWriter is closed")
@@ -131,6 +135,7 @@ class DatasetWriter:
                 raise ValueError("avail_actions/final_avail_actions: required for discrete datasets")
             step["avail_actions"] = np.asarray(avail_actions, bool)
             episode["final_avail_actions"] = np.asarray(final_avail_actions, bool)[None]
+        shapes_all = spec.array_shapes()
         if self._has_agent_rewards is None:
             self._has_agent_rewards = agent_rewards is not None
             if self._has_agent_rewards:
@@ -141,9 +146,27 @@ class DatasetWriter:
             raise ValueError("agent_rewards: give them for every episode or for none")
         if agent_rewards is not None:
             step["agent_rewards"] = np.asarray(agent_rewards, np.float32)
+        extras = {name: np.asarray(value, np.float32) for name, value in (extras or {}).items()}
+        if self._extra_names is None:
+            self._extra_names = set(extras)
+            for name, value in extras.items():
+                if name in shapes_all or len(value) != length:
+                    raise ValueError(f"extras[{name!r}]: expected a new per-step array name with {length} rows")
+                self._group.create_array(name, shape=(0, *value.shape[1:]),
+                                         chunks=(self.chunk_steps, *value.shape[1:]), dtype="float32",
+                                         compressors=ZstdCodec(level=3))
+        if set(extras) != self._extra_names:
+            raise ValueError(f"extras: every episode must give the same arrays, expected {sorted(self._extra_names)}, "
+                             f"got {sorted(extras)}")
+        for name, value in extras.items():
+            if len(value) != length:
+                raise ValueError(f"extras[{name!r}]: expected {length} rows, got {len(value)}")
+            step[name] = value
 
         shapes = spec.array_shapes()
         for name, arr in {**step, **episode}.items():
+            if name not in shapes:  # extras were checked above
+                continue
             want = tuple(length if d == "T" else 1 if d == "E" else d for d in shapes[name])
             got = arr.shape
             if name in episode:  # report per-episode arrays without their leading axis of 1
