@@ -1,6 +1,8 @@
 """Plain nn.Modules shared by logo's models."""
 
+from logo.nn.ensemble import EnsembleLinear, EnsembleMLP
+from logo.nn.gaussian import LogStdBounds, bounded_log_std
 from logo.nn.mlp import MLP, AgentSharedMLP
 from logo.nn.normalizer import Normalizer
 
-__all__ = ["MLP", "AgentSharedMLP", "Normalizer"]
+__all__ = ["MLP", "AgentSharedMLP", "EnsembleLinear", "EnsembleMLP", "LogStdBounds", "Normalizer", "bounded_log_std"]
