@@ -16,11 +16,13 @@ from logo.errors import LogoError
 from logo.policy import BCPolicy  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
 from logo.trainer import LogoTrainer
+from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel  # noqa: F401
 
 # Non-training commands: name -> (module with main(args) -> int, help line)
 TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
     "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
+    "rollout": ("logo.world_model.export", "roll a trained world model out and write the rollouts as a dataset"),
 }
 LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
 

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 COLLECT_CONFIGS = [c for c in CONFIGS if c.parent.name == "collect"]  # logo collect, not LightningCLI
-CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS]
+STACKED_CONFIGS = [c for c in CONFIGS if c.parent.name == "world_model"]  # stacked after a scenario config
+CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -82,6 +83,17 @@ def test_every_shipped_config_parses(config, capsys):
     assert "class_path" in printed and "trainer:" in printed
 
 
+@pytest.mark.parametrize("config", STACKED_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in STACKED_CONFIGS])
+def test_every_stacked_config_parses_on_top_of_a_scenario(config, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(ROOT / "configs/smax/3m/world_model.yaml"), "--config", str(config),
+              "--print_config"])
+    assert exc.value.code == 0
+    printed = capsys.readouterr().out
+    model_class = next(line for line in config.read_text().splitlines() if "class_path" in line).split()[-1]
+    assert f"class_path: logo.world_model.{model_class}" in printed
+
+
 @pytest.mark.parametrize("config", COLLECT_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in COLLECT_CONFIGS])
 def test_every_collect_config_parses(config, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -92,4 +104,4 @@ def test_every_collect_config_parses(config, capsys):
 
 
 def test_there_are_configs_to_parse():
-    assert CONFIGS and COLLECT_CONFIGS, "configs/ holds no YAML"
+    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS, "configs/ holds no YAML"

@@ -1,0 +1,341 @@
+"""What every logo world model shares: units, the step API, validation metrics, checkpoints.
+
+Subclasses (LOGO, the direct joint model, the ensemble) implement two methods on normalised
+tensors:
+
+* ``loss_parts(inputs, targets) -> dict`` with a ``loss`` entry (the sum that is optimised);
+* ``predict(inputs, generator) -> Prediction`` (next values in normalised units and u).
+
+Units. Observations, state and reward are standardised with the training split's statistics
+(:func:`logo.data.datamodule.compute_statistics`), copied into buffers at ``setup`` and so
+saved in every checkpoint. With ``predict_deltas`` the networks predict the standardised
+one-step change ``(x' - x - mean_delta) / std_delta``; :meth:`WorldModel.step` turns
+predictions back into raw environment units and (``clip_to_data``) clips them to the
+training data's bounding box, as MOMA-PPO does for its rollouts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torchmetrics import MeanMetric, MeanSquaredError, SpearmanCorrCoef, SumMetric
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
+
+from logo.data.reader import gather_transitions
+from logo.errors import LogoError, check_fits
+from logo.nn import Normalizer
+from logo.world_model.rollout import StepResult
+
+CLASS_KEY = "logo_world_model_class"
+# validation sets are small enough for Spearman's exact buffers
+warnings.filterwarnings("ignore", message=r".*SpearmanCorrcoef` will save all targets")
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class Prediction:
+    """A model's prediction in normalised units (standardised absolute next values, not deltas).
+
+    ``*_std`` are the predicted standard deviations in the same units (used when sampling).
+    """
+
+    next_obs: torch.Tensor  # [B, N, O]
+    next_state: torch.Tensor  # [B, S]
+    reward: torch.Tensor  # [B]
+    done_logit: torch.Tensor  # [B]
+    avail_logit: torch.Tensor | None  # [B, N, n_actions]
+    uncertainty: torch.Tensor  # [B]
+    next_obs_std: torch.Tensor | None = None
+    next_state_std: torch.Tensor | None = None
+    reward_std: torch.Tensor | None = None
+
+
+class WorldModel(LightningModule):
+    """Base class of logo's world models (see the module docstring); not used on its own.
+
+    Args:
+        n_agents: number of agents (linked from the data module).
+        obs_dim: per-agent observation size (linked).
+        state_dim: global state size (linked).
+        action_kind: discrete or continuous actions (linked).
+        action_size: number of discrete actions or continuous action dimension (linked).
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        predict_deltas: predict standardised one-step changes instead of next values.
+        clip_to_data: clip stepped observations, states and rewards to the training data's bounding box.
+        sample_next: in ``step`` with a generator, sample next values from the predicted Gaussians
+            instead of taking their means.
+        open_loop_steps: horizons k of the open-loop validation error along dataset action sequences.
+        open_loop_starts: start transitions used for the open-loop error (fixed, held-out).
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
+                 action_kind: Literal["discrete", "continuous"], action_size: int,
+                 lr: float = 1e-3, weight_decay: float = 1e-5, predict_deltas: bool = True,
+                 clip_to_data: bool = True, sample_next: bool = False,
+                 open_loop_steps: Sequence[int] = (1, 5, 15), open_loop_starts: int = 256):
+        super().__init__()
+        self.save_hyperparameters()  # collects the subclass's arguments too (Lightning walks the __init__ frames)
+        self.discrete = action_kind == "discrete"
+        self.n_agents, self.obs_dim, self.state_dim, self.action_size = n_agents, obs_dim, state_dim, action_size
+        self.obs_norm = Normalizer((n_agents, obs_dim))
+        self.state_norm = Normalizer((state_dim,))
+        self.reward_norm = Normalizer(())
+        self.obs_delta_norm = Normalizer((n_agents, obs_dim))
+        self.state_delta_norm = Normalizer((state_dim,))
+        self.register_buffer("obs_mask", torch.ones(n_agents, obs_dim, dtype=torch.bool))
+        self.register_buffer("action_low", -torch.ones(action_size))
+        self.register_buffer("action_high", torch.ones(action_size))
+        for key, shape in (("obs", (n_agents, obs_dim)), ("state", (state_dim,)), ("reward", ())):
+            self.register_buffer(f"{key}_low", torch.full(shape, -torch.inf))
+            self.register_buffer(f"{key}_high", torch.full(shape, torch.inf))
+        self.val_loss = MeanMetric()
+        self.val_mse = torch.nn.ModuleDict({k: MeanSquaredError() for k in ("obs", "state", "reward")})
+        self.val_termination_accuracy = BinaryAccuracy()
+        self.val_termination_auroc = BinaryAUROC(thresholds=200)
+        self.val_terminations = SumMetric()
+        self.val_count = SumMetric()
+        self.val_legal_accuracy = BinaryAccuracy()
+        self.val_spearman = SpearmanCorrCoef()
+
+    # ----------------------------------------------------------------- data and units
+    def setup(self, stage: str) -> None:
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if dm is None or not getattr(dm, "statistics", None):
+            return
+        expected = {"n_agents": dm.n_agents, "obs_dim": dm.obs_dim, "state_dim": dm.state_dim,
+                    "action_kind": dm.action_kind, "action_size": dm.action_size}
+        check_fits(self.hparams, expected, type(self).__name__, f"dataset {dm.path}")
+        if stage == "fit":
+            self.set_statistics(dm.statistics, torch.from_numpy(dm.dataset.arrays["obs_mask"]))
+
+    def set_statistics(self, stats: Tensors, obs_mask: torch.Tensor) -> None:
+        """Copy normalisation statistics and bounds (see ``compute_statistics``) into the model's buffers."""
+        self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
+        self.state_norm.set_stats(stats["state_mean"], stats["state_std"])
+        self.reward_norm.set_stats(stats["reward_mean"], stats["reward_std"])
+        self.obs_delta_norm.set_stats(stats["obs_delta_mean"], stats["obs_delta_std"])
+        self.state_delta_norm.set_stats(stats["state_delta_mean"], stats["state_delta_std"])
+        self.obs_mask.copy_(obs_mask)
+        for key in ("obs", "state", "reward"):
+            getattr(self, f"{key}_low").copy_(stats[f"{key}_min"])
+            getattr(self, f"{key}_high").copy_(stats[f"{key}_max"])
+        if not self.discrete:
+            self.action_low.copy_(stats["action_low"])
+            self.action_high.copy_(stats["action_high"])
+
+    def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions [B, N] (int) or [B, N, A] -> [B, N, A] floats: one-hot, or scaled to [-1, 1]."""
+        if self.discrete:
+            return F.one_hot(actions.long(), self.action_size).float()
+        return 2 * (actions - self.action_low) / (self.action_high - self.action_low) - 1
+
+    def normalise_inputs(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> Tensors:
+        """Raw obs/state/actions -> ``obs [B, N, O]`` (padded features 0), ``state [B, S]``, ``actions [B, N, A]``."""
+        return {"obs": self.obs_norm(obs) * self.obs_mask, "state": self.state_norm(state),
+                "actions": self.encode_actions(actions)}
+
+    def targets(self, batch: Tensors) -> Tensors:
+        """Training targets in the units the networks predict (standardised deltas or next values)."""
+        out = {"next_obs": self.obs_norm(batch["next_obs"]) * self.obs_mask,
+               "next_state": self.state_norm(batch["next_state"]),
+               "reward": self.reward_norm(batch["rewards"]),
+               "terminals": batch["terminals"]}
+        if self.hparams.predict_deltas:
+            out["obs_delta"] = self.obs_delta_norm(batch["next_obs"] - batch["obs"]) * self.obs_mask
+            out["state_delta"] = self.state_delta_norm(batch["next_state"] - batch["state"])
+        else:
+            out["obs_delta"], out["state_delta"] = out["next_obs"], out["next_state"]
+        if self.discrete:
+            out["next_avail"] = batch["next_avail_actions"]
+        return out
+
+    def next_obs_from(self, obs_n: torch.Tensor, out: torch.Tensor, out_std: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Network output for observations (delta units) -> standardised next observation (and its std)."""
+        if not self.hparams.predict_deltas:
+            return out * self.obs_mask, out_std
+        scale = self.obs_delta_norm.std / self.obs_norm.std
+        nxt = obs_n + (self.obs_delta_norm.mean / self.obs_norm.std + scale * out)
+        return nxt * self.obs_mask, None if out_std is None else out_std * scale
+
+    def next_state_from(self, state_n: torch.Tensor, out: torch.Tensor, out_std: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Network output for the state (delta units) -> standardised next state (and its std)."""
+        if not self.hparams.predict_deltas:
+            return out, out_std
+        scale = self.state_delta_norm.std / self.state_norm.std
+        nxt = state_n + (self.state_delta_norm.mean / self.state_norm.std + scale * out)
+        return nxt, None if out_std is None else out_std * scale
+
+    # ----------------------------------------------------------------- what subclasses implement
+    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+        raise NotImplementedError
+
+    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- the step API
+    @torch.no_grad()
+    def step(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
+             avail_actions: torch.Tensor | None = None, generator: torch.Generator | None = None) -> StepResult:
+        """One batched model step in raw units (see :class:`logo.world_model.rollout.StepResult`).
+
+        ``avail_actions`` is accepted for the protocol (legality is checked by the rollout routine);
+        ``generator`` makes the step stochastic where the model is (ensemble member choice,
+        ``sample_next``).
+        """
+        pred = self.predict(self.normalise_inputs(obs, state, actions), generator)
+        next_obs_n, next_state_n, reward_n = pred.next_obs, pred.next_state, pred.reward
+        if self.hparams.sample_next and generator is not None:
+            def noisy(mean: torch.Tensor, std: torch.Tensor | None) -> torch.Tensor:
+                if std is None:
+                    return mean
+                return mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+            next_obs_n = noisy(next_obs_n, pred.next_obs_std)
+            next_state_n = noisy(next_state_n, pred.next_state_std)
+            reward_n = noisy(reward_n, pred.reward_std)
+        next_obs = self.obs_norm.inverse(next_obs_n) * self.obs_mask
+        next_state = self.state_norm.inverse(next_state_n)
+        reward = self.reward_norm.inverse(reward_n)
+        if self.hparams.clip_to_data:
+            next_obs = torch.maximum(torch.minimum(next_obs, self.obs_high), self.obs_low)
+            next_state = torch.maximum(torch.minimum(next_state, self.state_high), self.state_low)
+            reward = torch.maximum(torch.minimum(reward, self.reward_high), self.reward_low)
+        next_avail = None if pred.avail_logit is None else legal_from_logits(pred.avail_logit)
+        return StepResult(next_obs=next_obs, next_state=next_state, reward=reward, done=pred.done_logit > 0,
+                          next_avail=next_avail, uncertainty=pred.uncertainty)
+
+    # ----------------------------------------------------------------- training
+    def _parts(self, batch: Tensors) -> tuple[Tensors, Tensors, Tensors]:
+        inputs = self.normalise_inputs(batch["obs"], batch["state"], batch["actions"])
+        targets = self.targets(batch)
+        return inputs, targets, self.loss_parts(inputs, targets)
+
+    def training_step(self, batch: Tensors, batch_idx: int) -> torch.Tensor:
+        _, _, parts = self._parts(batch)
+        for name, value in parts.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss")
+        return parts["loss"]
+
+    def validation_step(self, batch: Tensors, batch_idx: int) -> None:
+        inputs, targets, parts = self._parts(batch)
+        n = len(batch["rewards"])
+        self.val_loss.update(parts["loss"], n)
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        pred = self.predict(inputs)
+        mask = self.obs_mask.expand_as(targets["next_obs"])
+        self.val_mse["obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
+        self.val_mse["state"].update(pred.next_state, targets["next_state"])
+        self.val_mse["reward"].update(pred.reward, targets["reward"])
+        done_prob, terminals = torch.sigmoid(pred.done_logit), targets["terminals"].long()
+        self.val_termination_accuracy.update(done_prob, terminals)
+        self.val_termination_auroc.update(done_prob, terminals)
+        self.val_terminations.update(terminals.sum())
+        self.val_count.update(torch.tensor(float(n), device=self.device))
+        if self.discrete and pred.avail_logit is not None:
+            self.val_legal_accuracy.update(torch.sigmoid(pred.avail_logit), targets["next_avail"].long())
+        error = (pred.next_state - targets["next_state"]).norm(dim=-1)
+        self.val_spearman.update(pred.uncertainty.float(), error.float())
+
+    def on_validation_epoch_end(self) -> None:
+        metrics: dict[str, float | torch.Tensor] = {}
+        if self.val_count.update_count == 0:
+            return
+        for key, metric in self.val_mse.items():
+            metrics[f"val/mse_{key}"] = metric.compute()
+            metric.reset()
+        metrics["val/termination_accuracy"] = self.val_termination_accuracy.compute()
+        positives, count = float(self.val_terminations.compute()), float(self.val_count.compute())
+        if 0 < positives < count:  # AUROC is undefined with one class only (e.g. MPE: no terminations)
+            metrics["val/termination_auroc"] = self.val_termination_auroc.compute()
+        if self.discrete and self.val_legal_accuracy.update_count:
+            metrics["val/legal_accuracy"] = self.val_legal_accuracy.compute()
+        metrics["val/spearman_u_error"] = self.val_spearman.compute()
+        for metric in (self.val_termination_accuracy, self.val_termination_auroc, self.val_terminations,
+                       self.val_count, self.val_legal_accuracy, self.val_spearman):
+            metric.reset()
+        metrics.update(self.open_loop_errors())
+        self.log_dict(metrics, sync_dist=False)
+
+    @torch.no_grad()
+    def open_loop_errors(self) -> dict[str, float]:
+        """Mean squared next-state error (standardised units) after k open-loop model steps along the
+        dataset's own actions, for each k in ``open_loop_steps``, from fixed held-out starts."""
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if dm is None or not hasattr(dm, "storage_on") or len(getattr(dm, "val_indices", ())) == 0:
+            return {}
+        storage = dm.storage_on(self.device)
+        out = {}
+        for k in self.hparams.open_loop_steps:
+            starts = open_loop_starts(storage, dm.val_indices.to(self.device), k, self.hparams.open_loop_starts)
+            if len(starts) == 0:
+                continue
+            first = gather_transitions(storage, starts)
+            obs, state = first["obs"], first["state"]
+            for j in range(k):
+                step = first if j == 0 else gather_transitions(storage, starts + j)
+                result = self.step(obs, state, step["actions"])
+                obs, state = result.next_obs, result.next_state
+            error = (self.state_norm(state) - self.state_norm(step["next_state"])) ** 2
+            out[f"val/open_loop_mse_k{k}"] = float(error.mean())
+        return out
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CLASS_KEY] = f"{type(self).__module__}:{type(self).__qualname__}"
+
+
+def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Logits [..., n_actions] -> bool mask with at least one legal action per agent (the most likely one)."""
+    legal = logits > 0
+    best = F.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
+    return legal | (best & ~legal.any(-1, keepdim=True))
+
+
+def open_loop_starts(storage: Tensors, indices: torch.Tensor, k: int, limit: int) -> torch.Tensor:
+    """Up to ``limit`` steps of ``indices`` followed by k dataset transitions inside one episode,
+    spread evenly over ``indices`` (deterministic). Episodes end only at their last step, so a
+    termination can only end the k-th transition."""
+    ep = storage["episode_id"]
+    ends = indices + k - 1
+    inside = ends <= len(ep) - 1
+    valid = indices[inside][ep[ends[inside]] == ep[indices[inside]]]
+    if len(valid) > limit:
+        valid = valid[torch.linspace(0, len(valid) - 1, limit, device=valid.device).long()]
+    return valid
+
+
+def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
+    """Load the world model saved in checkpoint ``path``, in eval mode with gradients off."""
+    path = Path(path)
+    if not path.is_file():
+        raise LogoError(f"world-model checkpoint {path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise LogoError(f"world-model checkpoint {path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+    target = checkpoint.get(CLASS_KEY) if isinstance(checkpoint, dict) else None
+    if not target:
+        kind = "a policy" if isinstance(checkpoint, dict) and "logo_policy_class" in checkpoint else "not a world model"
+        raise LogoError(f"world-model checkpoint {path}: it is {kind} checkpoint (no '{CLASS_KEY}' entry); "
+                        "pass a checkpoint written by `logo fit` of a world model")
+    module_name, _, qualname = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), qualname)
+    except (ImportError, AttributeError) as exc:
+        raise LogoError(f"world-model checkpoint {path}: class {target} is not importable ({exc})") from exc
+    model = cls.load_from_checkpoint(path, map_location=map_location)
+    model.eval()
+    model.requires_grad_(False)
+    return model

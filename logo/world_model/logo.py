@@ -1,0 +1,182 @@
+"""LOGO: the local-to-global world model (arXiv 2601.07463).
+
+Predictive (local) model, one network shared by all agents plus a one-hot agent id::
+
+    z_i   = E_p(o_i, s, a)              latent of agent i              [B, N, latent_dim]
+    o_i'  ~ N(D_p(z_i))                 Gaussian next local observation (NLL loss)
+    o_i  ~= R_p(z_i)                    reconstruction (autoencoder term)
+
+Deductive (global) model, over all agents' next local observations::
+
+    h     = E_d(o_1', ..., o_N', s)     global latent                  [B, latent_dim]
+    (s', r) ~ N(D_d(h)), done, legal'   next state, team reward, termination, next legal actions
+    o'   ~= R_d(h)                      reconstruction
+
+Coupling: the predictive model's mean next observations are fed through the deductive model
+(``h_hat = E_d(o_hat', s)``) and its heads are trained on them too, plus a latent term pulling
+``h_hat`` to the latent of the true observations, so the deductive path works on what the
+predictive path actually produces. At prediction time the deductive model only ever sees
+predicted local observations.
+
+Uncertainty without an ensemble: an auxiliary head reads the predictive latents (z_1..z_N, s)
+and predicts s' directly; ``u = || s'_aux - s'_deduced ||_2`` in standardised state units.
+The two estimates agree where the data teaches both and drift apart off the data.
+
+Choices where the paper is silent (all documented in docs/world_model.md):
+
+* ``action_input="joint"`` (default): each agent's encoder sees the joint action, because o_i'
+  also depends on teammates' actions (their movement and attacks change what agent i sees);
+  with ``"local"`` it sees only a_i, as the paper's text says, and must average over the
+  behaviour policy's teammates -- which breaks when the rollout policy differs from it.
+* ``deduce_from_state=True``: the deductive encoder also sees the current state s, since the
+  state may hold features no agent observes (units outside every sight range).
+* the auxiliary head reads detached latents (``detach_aux``), so it probes the predictive
+  model without changing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from logo.nn import MLP, AgentSharedMLP, LogStdBounds
+from logo.world_model.base import Prediction, Tensors, WorldModel
+from logo.world_model.losses import gaussian_nll, legal_action_loss, masked_mse, termination_loss
+
+BOUNDS_PENALTY = 0.01
+
+
+class LogoWorldModel(WorldModel):
+    """The LOGO world model (see the module docstring for its parts and the choices made).
+
+    Args:
+        hidden_sizes: hidden widths of every encoder/decoder MLP.
+        latent_dim: size of the predictive (per agent) and deductive (global) latents.
+        action_input: condition agent i's predictive model on the joint action or on a_i only.
+        deduce_from_state: give the deductive encoder the current state s as well.
+        detach_aux: train the auxiliary state head on detached predictive latents.
+        reconstruction_weight: weight of both autoencoder reconstruction terms.
+        coupling_weight: weight of the deductive losses on predicted local observations.
+        latent_weight: weight of the latent agreement term ||E_d(o_hat') - sg(E_d(o'))||^2.
+        aux_weight: weight of the auxiliary state head's squared error.
+        termination_weight: weight of the termination cross-entropy.
+        legal_weight: weight of the next-legal-actions cross-entropy (discrete actions).
+        **kwargs: dims and training options of :class:`~logo.world_model.base.WorldModel`.
+
+    Example:
+        >>> model = LogoWorldModel(n_agents=3, obs_dim=18, state_dim=54, action_kind="discrete", action_size=5)
+        >>> out = model.step(torch.zeros(4, 3, 18), torch.zeros(4, 54), torch.zeros(4, 3, dtype=torch.long))
+        >>> out.next_obs.shape, out.uncertainty.shape
+        (torch.Size([4, 3, 18]), torch.Size([4]))
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int] = (256, 256), latent_dim: int = 128,
+                 action_input: Literal["joint", "local"] = "joint", deduce_from_state: bool = True,
+                 detach_aux: bool = True, reconstruction_weight: float = 0.1, coupling_weight: float = 1.0,
+                 latent_weight: float = 0.1, aux_weight: float = 1.0, termination_weight: float = 1.0,
+                 legal_weight: float = 1.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        n, o, s, a = self.n_agents, self.obs_dim, self.state_dim, self.action_size
+        hidden = list(hidden_sizes)
+        action_in = n * a if action_input == "joint" else a
+        self.pred_encoder = AgentSharedMLP(n, o + s + action_in, latent_dim, hidden)
+        self.pred_decoder = AgentSharedMLP(n, latent_dim, 2 * o, hidden)
+        self.pred_bounds = LogStdBounds(o)
+        self.pred_reconstruct = AgentSharedMLP(n, latent_dim, o, hidden[:1])
+        self.ded_encoder = MLP(n * o + (s if deduce_from_state else 0), hidden, latent_dim)
+        self.n_legal = n * a if self.discrete else 0
+        self.ded_decoder = MLP(latent_dim, hidden, 2 * (s + 1) + 1 + self.n_legal)
+        self.ded_bounds = LogStdBounds(s + 1)
+        self.ded_reconstruct = MLP(latent_dim, hidden[:1], n * o)
+        self.aux_state = MLP(n * latent_dim + s, hidden, s)
+
+    # ------------------------------------------------------------------ the two models
+    def predictive(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> latents z [B, N, L], mean and log-std of the next-observation output [B, N, O]."""
+        obs, state, actions = inputs["obs"], inputs["state"], inputs["actions"]
+        b, n = obs.shape[:2]
+        if self.hparams.action_input == "joint":
+            actions = actions.reshape(b, 1, -1).expand(b, n, -1)  # [B, N, N*A]
+        z = self.pred_encoder(torch.cat([obs, state.unsqueeze(1).expand(b, n, -1), actions], -1))
+        mean, raw = self.pred_decoder(z).chunk(2, dim=-1)
+        return z, mean, self.pred_bounds(raw)
+
+    def deductive(self, next_obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, Tensors]:
+        """Standardised next local observations [B, N, O] (+ state [B, S]) -> latent h [B, L] and heads."""
+        x = next_obs.flatten(1)
+        if self.hparams.deduce_from_state:
+            x = torch.cat([x, state], -1)
+        h = self.ded_encoder(x)
+        return h, self.deductive_heads(h)
+
+    def deductive_heads(self, h: torch.Tensor) -> Tensors:
+        s = self.state_dim
+        out = self.ded_decoder(h)
+        mean, raw = out[:, :s + 1], out[:, s + 1:2 * (s + 1)]
+        heads = {"mean": mean, "log_std": self.ded_bounds(raw), "done_logit": out[:, 2 * (s + 1)]}
+        if self.discrete:
+            heads["legal_logit"] = out[:, 2 * (s + 1) + 1:].reshape(-1, self.n_agents, self.action_size)
+        return heads
+
+    def auxiliary(self, z: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """Predictive latents [B, N, L] and state -> the auxiliary next-state output (delta units) [B, S]."""
+        if self.hparams.detach_aux:
+            z = z.detach()
+        return self.aux_state(torch.cat([z.flatten(1), state], -1))
+
+    # ------------------------------------------------------------------ losses and prediction
+    def _deductive_loss(self, heads: Tensors, targets: Tensors) -> Tensors:
+        target = torch.cat([targets["state_delta"], targets["reward"].unsqueeze(-1)], -1)
+        parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target),
+                 "termination": termination_loss(heads["done_logit"], targets["terminals"])}
+        if self.discrete:
+            parts["legal"] = legal_action_loss(heads["legal_logit"], targets["next_avail"])
+        return parts
+
+    def _weighted(self, parts: Tensors) -> torch.Tensor:
+        hp = self.hparams
+        return (parts["nll"] + hp.termination_weight * parts["termination"]
+                + hp.legal_weight * parts.get("legal", torch.zeros(())).to(parts["nll"]))
+
+    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+        hp = self.hparams
+        mask = self.obs_mask
+        z, mean, log_std = self.predictive(inputs)
+        predictive_nll = gaussian_nll(mean, log_std, targets["obs_delta"], mask)
+        predictive_recon = masked_mse(self.pred_reconstruct(z), inputs["obs"], mask)
+        h_true, heads_true = self.deductive(targets["next_obs"], inputs["state"])
+        deductive = self._deductive_loss(heads_true, targets)
+        deductive_recon = masked_mse(self.ded_reconstruct(h_true), targets["next_obs"].flatten(1),
+                                     mask.flatten().expand(len(h_true), -1))
+        predicted_obs, _ = self.next_obs_from(inputs["obs"], mean)
+        h_hat, heads_hat = self.deductive(predicted_obs, inputs["state"])
+        coupled = self._deductive_loss(heads_hat, targets)
+        latent = masked_mse(h_hat, h_true.detach())
+        aux = masked_mse(self.auxiliary(z, inputs["state"]), targets["state_delta"])
+        bounds = self.pred_bounds.penalty() + self.ded_bounds.penalty()
+        loss = (predictive_nll + self._weighted(deductive) + hp.coupling_weight * self._weighted(coupled)
+                + hp.reconstruction_weight * (predictive_recon + deductive_recon)
+                + hp.latent_weight * latent + hp.aux_weight * aux + BOUNDS_PENALTY * bounds)
+        parts = {"loss": loss, "predictive_nll": predictive_nll, "predictive_recon": predictive_recon,
+                 "deductive_nll": deductive["nll"], "deductive_recon": deductive_recon,
+                 "termination": deductive["termination"], "coupling": self._weighted(coupled),
+                 "latent": latent, "aux_state": aux}
+        if self.discrete:
+            parts["legal"] = deductive["legal"]
+        return parts
+
+    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+        s = self.state_dim
+        z, mean, log_std = self.predictive(inputs)
+        next_obs, next_obs_std = self.next_obs_from(inputs["obs"], mean, log_std.exp())
+        _, heads = self.deductive(next_obs, inputs["state"])
+        std = heads["log_std"].exp()
+        next_state, next_state_std = self.next_state_from(inputs["state"], heads["mean"][:, :s], std[:, :s])
+        aux_state, _ = self.next_state_from(inputs["state"], self.auxiliary(z, inputs["state"]))
+        return Prediction(next_obs=next_obs, next_state=next_state, reward=heads["mean"][:, s],
+                          done_logit=heads["done_logit"], avail_logit=heads.get("legal_logit"),
+                          uncertainty=(aux_state - next_state).norm(dim=-1),
+                          next_obs_std=next_obs_std, next_state_std=next_state_std, reward_std=std[:, s])

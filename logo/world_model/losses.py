@@ -1,0 +1,39 @@
+"""World-model loss terms as plain functions (each tested alone)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean negative log-likelihood of ``target`` under N(mean, exp(log_std)^2), constant dropped.
+
+    ``mask`` (broadcastable to ``target``, bool) selects the features that count (padded
+    observation features do not).
+    """
+    nll = 0.5 * ((target - mean) * torch.exp(-log_std)) ** 2 + log_std
+    return masked_mean(nll, mask)
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the features ``mask`` selects (all when None)."""
+    return masked_mean((prediction - target) ** 2, mask)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype).expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def termination_loss(logits: torch.Tensor, terminals: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the termination logits [B] against terminals [B] (0/1)."""
+    return F.binary_cross_entropy_with_logits(logits, terminals.float())
+
+
+def legal_action_loss(logits: torch.Tensor, next_avail: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of legal-action logits [B, N, n_actions] against the next masks (bool)."""
+    return F.binary_cross_entropy_with_logits(logits, next_avail.float())
