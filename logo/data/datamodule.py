@@ -218,13 +218,15 @@ def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str
     different things); padded features get mean 0 and std 1; constant features get std 1.
     Besides mean/std of observations, state and reward, it holds their minimum and maximum
     (the data's bounding box, for clipping model rollouts) and mean/std of the one-step changes
-    ``o' - o`` and ``s' - s`` (world models predict those).
+    ``o' - o`` and ``s' - s`` (world models predict those); a change that is always zero gets
+    std 1e-3 times its feature's std.
     """
     arrays = dataset.arrays
     mask = torch.from_numpy(arrays["obs_mask"])
     chunk = 1 << 16
 
-    def _mean_std(x: np.ndarray, rows: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mean_std(x: np.ndarray, rows: np.ndarray | None = None,
+                  fallback: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         # float64 sums over chunks of steps: no full-size temporary copy of the split
         count = len(x) if rows is None else len(rows)
         total = np.zeros(x.shape[1:], np.float64)
@@ -235,7 +237,7 @@ def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str
             total_sq += np.square(part).sum(0)
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
-        std = np.where(std < 1e-6, 1.0, std)
+        std = np.where(std < 1e-6, np.asarray(fallback, np.float64), std)
         return torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
 
     def _masked(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,8 +256,12 @@ def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str
         batch = gather_transitions(storage, torch.from_numpy(indices[start:start + chunk]))
         obs_deltas.append((batch["next_obs"] - batch["obs"]).numpy())
         state_deltas.append((batch["next_state"] - batch["state"]).numpy())
-    stats["obs_delta_mean"], stats["obs_delta_std"] = _masked(*_mean_std(np.concatenate(obs_deltas)))
-    stats["state_delta_mean"], stats["state_delta_std"] = _mean_std(np.concatenate(state_deltas))
+    # a feature that never changes gets a tiny change scale (not 1): a model's error on it then stays tiny in
+    # the feature's own units instead of being amplified by 1 / feature std
+    stats["obs_delta_mean"], stats["obs_delta_std"] = _masked(*_mean_std(np.concatenate(obs_deltas),
+                                                                         fallback=1e-3 * stats["obs_std"]))
+    stats["state_delta_mean"], stats["state_delta_std"] = _mean_std(np.concatenate(state_deltas),
+                                                                    fallback=1e-3 * stats["state_std"])
     spec = dataset.spec
     if not spec.discrete:
         stats["action_low"] = torch.tensor(spec.action_low, dtype=torch.float32)

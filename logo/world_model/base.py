@@ -69,6 +69,7 @@ class WorldModel(LightningModule):
         action_size: number of discrete actions or continuous action dimension (linked).
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
+        nll_beta: beta of the beta-NLL used for every Gaussian head (0: plain NLL; see ``gaussian_nll``).
         predict_deltas: predict standardised one-step changes instead of next values.
         clip_to_data: clip stepped observations, states and rewards to the training data's bounding box.
         sample_next: in ``step`` with a generator, sample next values from the predicted Gaussians
@@ -79,7 +80,7 @@ class WorldModel(LightningModule):
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int,
-                 lr: float = 1e-3, weight_decay: float = 1e-5, predict_deltas: bool = True,
+                 lr: float = 1e-3, weight_decay: float = 1e-5, nll_beta: float = 0.5, predict_deltas: bool = True,
                  clip_to_data: bool = True, sample_next: bool = False,
                  open_loop_steps: Sequence[int] = (1, 5, 15), open_loop_starts: int = 256):
         super().__init__()
@@ -166,6 +167,11 @@ class WorldModel(LightningModule):
         scale = self.obs_delta_norm.std / self.obs_norm.std
         nxt = obs_n + (self.obs_delta_norm.mean / self.obs_norm.std + scale * out)
         return nxt * self.obs_mask, None if out_std is None else out_std * scale
+
+    def obs_change(self, obs_n: torch.Tensor, next_obs_n: torch.Tensor) -> torch.Tensor:
+        """Standardised one-step observation change (o' - o - mean_delta) / std_delta from standardised o and o'."""
+        raw = (next_obs_n - obs_n) * self.obs_norm.std
+        return self.obs_delta_norm(raw) * self.obs_mask
 
     def next_state_from(self, state_n: torch.Tensor, out: torch.Tensor, out_std: torch.Tensor | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -9,7 +9,6 @@ per-step ``uncertainty`` array holds the model's u for every synthetic transitio
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -59,7 +59,7 @@ class JointOutputs(WorldModel):
     def joint_loss(self, heads: Tensors, targets: Tensors) -> Tensors:
         """Loss parts of one set of heads ([B, ...]); the ensemble calls it per member."""
         target, mask = self.gaussian_target(targets)
-        parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, mask),
+        parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, mask, self.hparams.nll_beta),
                  "termination": termination_loss(heads["done_logit"], targets["terminals"])}
         loss = parts["nll"] + self.hparams.termination_weight * parts["termination"]
         if self.discrete:

@@ -7,13 +7,18 @@ import torch.nn.functional as F
 
 
 def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+                 mask: torch.Tensor | None = None, beta: float = 0.0) -> torch.Tensor:
     """Mean negative log-likelihood of ``target`` under N(mean, exp(log_std)^2), constant dropped.
 
     ``mask`` (broadcastable to ``target``, bool) selects the features that count (padded
-    observation features do not).
+    observation features do not). ``beta > 0`` gives the beta-NLL of Seitzer et al. (2022):
+    each term is weighted by the detached variance to the power beta, so features the model
+    finds noisy do not stop their mean from learning (plain NLL scales the mean's gradient by
+    1/variance); beta=0 is the plain NLL, beta=1 gives the mean the gradient of an MSE.
     """
     nll = 0.5 * ((target - mean) * torch.exp(-log_std)) ** 2 + log_std
+    if beta:
+        nll = nll * torch.exp(2 * beta * log_std).detach()
     return masked_mean(nll, mask)
 
 

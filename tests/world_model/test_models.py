@@ -1,0 +1,208 @@
+"""LOGO, the direct joint model and the ensemble: shapes, losses, uncertainty, units and checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from logo.data.reader import gather_transitions
+from logo.errors import LogoError
+from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
+from logo.world_model.base import open_loop_starts
+from logo.world_model.joint import logo_parameter_count
+from tests.world_model.conftest import SMALL, build, datamodule, fit
+
+MODELS = [LogoWorldModel, DirectWorldModel, EnsembleWorldModel]
+
+
+def batch_of(dm, n: int, seed: int = 0, split: str = "train") -> dict[str, torch.Tensor]:
+    indices = dm.train_indices if split == "train" else dm.val_indices
+    pick = torch.randint(len(indices), (n,), generator=torch.Generator().manual_seed(seed))
+    return gather_transitions(dm.storage_on(torch.device("cpu")), indices[pick])
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_step_shapes_and_types(cls, dataset):
+    dm = datamodule(dataset)
+    model = build(cls, dm)
+    b = batch_of(dm, 16)
+    out = model.step(b["obs"], b["state"], b["actions"], b.get("avail_actions"),
+                     generator=torch.Generator().manual_seed(0))
+    n, o, s = dm.n_agents, dm.obs_dim, dm.state_dim
+    assert out.next_obs.shape == (16, n, o) and out.next_state.shape == (16, s)
+    assert out.reward.shape == (16,) and out.done.dtype == torch.bool and out.done.shape == (16,)
+    assert out.uncertainty.shape == (16,) and bool((out.uncertainty >= 0).all())
+    if dm.action_kind == "discrete":
+        assert out.next_avail.shape == (16, n, dm.action_size) and out.next_avail.dtype == torch.bool
+        assert bool(out.next_avail.any(-1).all()), "every agent needs at least one legal action"
+    else:
+        assert out.next_avail is None
+    # clipped to the training data's bounding box
+    assert bool((out.next_state <= model.state_high + 1e-6).all() and (out.next_state >= model.state_low - 1e-6).all())
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_every_loss_term_is_finite_and_decreases_on_a_tiny_overfit(cls, dataset):
+    torch.manual_seed(0)
+    dm = datamodule(dataset)
+    model = build(cls, dm)
+    batch = batch_of(dm, 128)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with torch.no_grad():
+        first = {k: float(v) for k, v in model._parts(batch)[2].items()}
+    for _ in range(150):
+        parts = model._parts(batch)[2]
+        optimiser.zero_grad()
+        parts["loss"].backward()
+        optimiser.step()
+    with torch.no_grad():
+        last = {k: float(v) for k, v in model._parts(batch)[2].items()}
+    expected = {"loss", "termination"} | ({"legal"} if dm.action_kind == "discrete" else set())
+    expected |= ({"predictive_nll", "predictive_recon", "deductive_nll", "deductive_recon", "coupling", "latent",
+                  "aux_state"} if cls is LogoWorldModel else {"nll"})
+    assert set(first) == expected
+    for name in expected:
+        assert torch.isfinite(torch.tensor([first[name], last[name]])).all(), name
+        assert last[name] < first[name], f"{cls.__name__} {name}: {first[name]:.4f} -> {last[name]:.4f}"
+
+
+def test_logo_uncertainty_is_positive_and_larger_off_the_data(trained_logo, discrete_dataset):
+    model = load_world_model(trained_logo)
+    dm = datamodule(discrete_dataset)
+    b = batch_of(dm, 512, split="val")
+    inside = model.step(b["obs"], b["state"], b["actions"]).uncertainty
+    # the same transitions moved k standard deviations off the data in every state and observation feature
+    def u_at(k: float) -> torch.Tensor:
+        return model.step(b["obs"] + k * model.obs_norm.std, b["state"] + k * model.state_norm.std,
+                          b["actions"]).uncertainty
+
+    near, far = u_at(4), u_at(8)
+    assert bool((inside > 0).all()) and bool((far > 0).all())
+    assert inside.mean() < near.mean() < far.mean()
+    assert far.mean() > 3 * inside.mean(), (float(inside.mean()), float(far.mean()))
+    assert (far > inside.quantile(0.95)).float().mean() > 0.9
+
+
+def test_logo_joint_or_local_action_input(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    joint, local = build(LogoWorldModel, dm), build(LogoWorldModel, dm, action_input="local")
+    b = batch_of(dm, 8)
+    inputs = joint.normalise_inputs(b["obs"], b["state"], b["actions"])
+    assert joint.pred_encoder.net[0].in_features - local.pred_encoder.net[0].in_features == \
+        (dm.n_agents - 1) * dm.action_size
+    assert local.predict(inputs).next_obs.shape == joint.predict(inputs).next_obs.shape
+
+
+def test_direct_model_matches_logo_parameter_count(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    for logo_kwargs in ({}, {"hidden_sizes": [64, 64], "latent_dim": 32}):
+        direct = build(DirectWorldModel, dm, width=None, match_logo=logo_kwargs)
+        target = logo_parameter_count(direct.hparams, logo_kwargs)
+        assert abs(sum(p.numel() for p in direct.parameters()) - target) / target < 0.01
+
+
+def test_ensemble_members_differ_at_initialisation(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    model = build(EnsembleWorldModel, dm)
+    for layer in model.net.layers:
+        w = layer.weight.detach()
+        for i in range(len(w)):
+            for j in range(i):
+                assert not torch.allclose(w[i], w[j])
+    out = model.members(model.normalise_inputs(*[batch_of(dm, 4)[k] for k in ("obs", "state", "actions")]))
+    assert (out["mean"][0] - out["mean"][1]).abs().max() > 1e-3
+
+
+def test_ensemble_is_one_vectorised_network_equal_to_separate_members(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    model = build(EnsembleWorldModel, dm)
+    x = torch.randn(5, model.in_dim)
+    together = model.net(x)  # [K, 5, out]
+    for k in range(model.hparams.ensemble_size):
+        h = x
+        for i, layer in enumerate(model.net.layers):
+            h = h @ layer.weight[k] + layer.bias[k]
+            h = torch.relu(h) if i < len(model.net.layers) - 1 else h
+        assert torch.allclose(together[k], h, atol=1e-5)
+
+
+def test_ensemble_uncertainty_modes_see_disagreement(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    b = batch_of(dm, 32)
+    model = build(EnsembleWorldModel, dm)
+    u = {}
+    for mode in ("max_std", "pairwise_diff", "ensemble_std"):
+        model.hparams.uncertainty = mode
+        u[mode] = model.step(b["obs"], b["state"], b["actions"]).uncertainty
+        assert bool((u[mode] > 0).all()), mode
+    with torch.no_grad():  # identical members: no disagreement left, aleatoric std unchanged
+        for layer in model.net.layers:
+            layer.weight.copy_(layer.weight[:1].expand_as(layer.weight))
+            layer.bias.copy_(layer.bias[:1].expand_as(layer.bias))
+    for mode in ("pairwise_diff", "ensemble_std"):
+        model.hparams.uncertainty = mode
+        assert float(model.step(b["obs"], b["state"], b["actions"]).uncertainty.max()) < 1e-5
+    model.hparams.uncertainty = "max_std"
+    assert bool((model.step(b["obs"], b["state"], b["actions"]).uncertainty > 0).all())
+
+
+def test_ensemble_keeps_the_best_members_as_elites(discrete_dataset, tmp_path):
+    dm = datamodule(discrete_dataset)
+    model = build(EnsembleWorldModel, dm)
+    with torch.no_grad():  # sabotage member 0: it must not be an elite after validation
+        model.net.layers[-1].bias[0] += 50.0
+    trainer = fit(model, dm, tmp_path, max_steps=5)
+    assert 0 not in model.elite_idx.tolist() and len(model.elite_idx) == 2
+    assert "val/elite_mse" in trainer.callback_metrics
+
+
+def test_normalisation_and_weights_round_trip_through_a_checkpoint(trained_logo, discrete_dataset):
+    model = load_world_model(trained_logo)
+    dm = datamodule(discrete_dataset)
+    assert torch.allclose(model.obs_norm.mean, dm.statistics["obs_mean"])
+    assert torch.allclose(model.state_delta_norm.std, dm.statistics["state_delta_std"])
+    assert torch.allclose(model.state_high, dm.statistics["state_max"])
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    fresh = build(LogoWorldModel, dm)
+    fresh.load_state_dict(torch.load(trained_logo, weights_only=False)["state_dict"])
+    b = batch_of(dm, 8)
+    a, c = model.step(b["obs"], b["state"], b["actions"]), fresh.step(b["obs"], b["state"], b["actions"])
+    assert torch.equal(a.next_state, c.next_state) and torch.equal(a.uncertainty, c.uncertainty)
+
+
+def test_load_world_model_refuses_other_files(tmp_path):
+    with pytest.raises(LogoError, match="no such file"):
+        load_world_model(tmp_path / "missing.ckpt")
+    policy = tmp_path / "policy.ckpt"
+    torch.save({"logo_policy_class": "logo.policy.bc:BCPolicy", "state_dict": {}}, policy)
+    with pytest.raises(LogoError, match="it is a policy checkpoint"):
+        load_world_model(policy)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(LogoError, match="cannot be read"):
+        load_world_model(garbage)
+
+
+def test_open_loop_starts_stay_inside_one_episode(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    storage = dm.storage_on(torch.device("cpu"))
+    for k in (1, 5, 15):
+        starts = open_loop_starts(storage, dm.val_indices, k, limit=10_000)
+        assert len(starts) > 0
+        ep = storage["episode_id"]
+        assert torch.equal(ep[starts], ep[starts + k - 1])
+        assert bool(torch.isin(starts, dm.val_indices).all())
+    assert len(open_loop_starts(storage, dm.val_indices, 5, limit=7)) == 7
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_validation_logs_every_metric(cls, discrete_dataset, tmp_path):
+    dm = datamodule(discrete_dataset)
+    model = build(cls, dm)
+    trainer = fit(model, dm, tmp_path, max_steps=10)
+    logged = set(trainer.callback_metrics)
+    for name in ("val/loss", "val/mse_obs", "val/mse_state", "val/mse_reward", "val/termination_accuracy",
+                 "val/termination_auroc", "val/legal_accuracy", "val/spearman_u_error", "val/open_loop_mse_k1",
+                 "val/open_loop_mse_k5", "val/open_loop_mse_k15"):
+        assert name in logged, name
+        assert torch.isfinite(trainer.callback_metrics[name]), name
