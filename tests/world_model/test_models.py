@@ -10,7 +10,7 @@ from logo.errors import LogoError
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
 from logo.world_model.base import open_loop_starts
 from logo.world_model.joint import logo_parameter_count
-from tests.world_model.conftest import SMALL, build, datamodule, fit
+from tests.world_model.conftest import build, datamodule, fit
 
 MODELS = [LogoWorldModel, DirectWorldModel, EnsembleWorldModel]
 
