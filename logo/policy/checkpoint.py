@@ -8,7 +8,6 @@ evaluation.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,9 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
+from logo.checkpoint import load_recorded, record_class
 from logo.envs.base import EnvSpec, TimeStep
-from logo.errors import LogoError, check_fits
+from logo.errors import check_fits
 
 CLASS_KEY = "logo_policy_class"
 
@@ -30,29 +30,12 @@ class ActingPolicy:
     """
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CLASS_KEY] = f"{type(self).__module__}:{type(self).__qualname__}"
+        record_class(self, checkpoint, CLASS_KEY)
 
 
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> LightningModule:
     """Load the acting module saved in checkpoint ``path`` (in eval mode)."""
-    path = Path(path)
-    if not path.is_file():
-        raise LogoError(f"checkpoint {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise LogoError(f"checkpoint {path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
-    target = checkpoint.get(CLASS_KEY) if isinstance(checkpoint, dict) else None
-    if not target:
-        raise LogoError(f"checkpoint {path}: it has no '{CLASS_KEY}' entry, so it was not written by a logo "
-                        "policy (world-model checkpoints cannot act)")
-    module_name, _, qualname = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), qualname)
-    except (ImportError, AttributeError) as exc:
-        raise LogoError(f"checkpoint {path}: policy class {target} is not importable ({exc})") from exc
-    module = cls.load_from_checkpoint(path, map_location=map_location)
-    return module.eval()
+    return load_recorded(path, CLASS_KEY, map_location).eval()
 
 
 class CheckpointPolicy:

@@ -16,7 +16,6 @@ training data's bounding box, as MOMA-PPO does for its rollouts.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +28,9 @@ from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric, MeanSquaredError, SpearmanCorrCoef, SumMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
+from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
-from logo.errors import LogoError, check_fits
+from logo.errors import check_fits
 from logo.nn import Normalizer
 from logo.world_model.rollout import StepResult
 
@@ -299,7 +299,7 @@ class WorldModel(LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CLASS_KEY] = f"{type(self).__module__}:{type(self).__qualname__}"
+        record_class(self, checkpoint, CLASS_KEY)
 
 
 def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -324,24 +324,7 @@ def open_loop_starts(storage: Tensors, indices: torch.Tensor, k: int, limit: int
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
     """Load the world model saved in checkpoint ``path``, in eval mode with gradients off."""
-    path = Path(path)
-    if not path.is_file():
-        raise LogoError(f"world-model checkpoint {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise LogoError(f"world-model checkpoint {path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
-    target = checkpoint.get(CLASS_KEY) if isinstance(checkpoint, dict) else None
-    if not target:
-        kind = "a policy" if isinstance(checkpoint, dict) and "logo_policy_class" in checkpoint else "not a world model"
-        raise LogoError(f"world-model checkpoint {path}: it is {kind} checkpoint (no '{CLASS_KEY}' entry); "
-                        "pass a checkpoint written by `logo fit` of a world model")
-    module_name, _, qualname = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), qualname)
-    except (ImportError, AttributeError) as exc:
-        raise LogoError(f"world-model checkpoint {path}: class {target} is not importable ({exc})") from exc
-    model = cls.load_from_checkpoint(path, map_location=map_location)
+    model = load_recorded(path, CLASS_KEY, map_location)
     model.eval()
     model.requires_grad_(False)
     return model

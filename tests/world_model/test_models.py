@@ -206,3 +206,10 @@ def test_validation_logs_every_metric(cls, discrete_dataset, tmp_path):
                  "val/open_loop_mse_k5", "val/open_loop_mse_k15"):
         assert name in logged, name
         assert torch.isfinite(trainer.callback_metrics[name]), name
+
+
+def test_a_world_model_is_not_taken_for_a_policy(trained_logo):
+    from logo.policy.checkpoint import load_policy
+
+    with pytest.raises(LogoError, match="it is a world-model checkpoint"):
+        load_policy(trained_logo)
