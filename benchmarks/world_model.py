@@ -9,7 +9,8 @@ and update budget, then evaluated on the same held-out episodes:
 * parameters, training step time (identical batches, the models interleaved round-robin so
   they share the machine's noise) and rollout transitions/s (H=15, uniform random policy).
 
-Ratios are to the ensemble. Results go to a JSON file and a markdown table on stdout.
+``LOGO-small`` is LOGO with hidden widths 128 and latents of 64 (the direct model matches the
+default LOGO's parameter count). Ratios are to the ensemble. Results go to a JSON file and a markdown table on stdout.
 
     python benchmarks/world_model.py                      # the table in docs/world_model.md
     python benchmarks/world_model.py --steps 200 --datasets data/smax/3m/medium.zarr   # quick look
@@ -37,7 +38,9 @@ warnings.filterwarnings("ignore")
 
 DATASETS = ["data/mpe/simple_spread_v3/medium.zarr", "data/smax/5m_vs_6m/medium.zarr",
             "data/mamujoco/HalfCheetah-2x3/medium.zarr"]
-MODELS = {"LOGO": (LogoWorldModel, {}), "direct": (DirectWorldModel, {}),
+MODELS = {"LOGO": (LogoWorldModel, {}),
+          "LOGO-small": (LogoWorldModel, {"hidden_sizes": [128, 128], "latent_dim": 64}),
+          "direct": (DirectWorldModel, {}),
           "ensemble-7": (EnsembleWorldModel, {"ensemble_size": 7, "elites": 5})}
 
 

@@ -157,12 +157,17 @@ class LogoWorldModel(WorldModel):
         z, mean, log_std = self.predictive(inputs)
         predictive_nll = gaussian_nll(mean, log_std, targets["obs_delta"], mask, self.hparams.nll_beta)
         predictive_recon = masked_mse(self.pred_reconstruct(z), inputs["obs"], mask)
-        h_true, heads_true = self.deductive(targets["next_obs"], inputs)
+        predicted_obs, _ = self.next_obs_from(inputs["obs"], mean)
+        # one deductive pass over true and predicted next observations stacked along the batch
+        b = len(predicted_obs)
+        twice = {k: torch.cat([inputs[k], inputs[k]]) for k in ("obs", "state")}
+        h_both, heads_both = self.deductive(torch.cat([targets["next_obs"], predicted_obs]), twice)
+        h_true, h_hat = h_both[:b], h_both[b:]
+        heads_true = {k: v[:b] for k, v in heads_both.items()}
+        heads_hat = {k: v[b:] for k, v in heads_both.items()}
         deductive = self._deductive_loss(heads_true, targets)
         deductive_recon = masked_mse(self.ded_reconstruct(h_true), targets["next_obs"].flatten(1),
-                                     mask.flatten().expand(len(h_true), -1))
-        predicted_obs, _ = self.next_obs_from(inputs["obs"], mean)
-        h_hat, heads_hat = self.deductive(predicted_obs, inputs)
+                                     mask.flatten().expand(b, -1))
         coupled = self._deductive_loss(heads_hat, targets)
         target = h_true.detach()  # relative to the latents' spread, so shrinking them cannot lower it
         latent = masked_mse(h_hat, target) / target.var(0).mean().clamp(min=1e-6)
