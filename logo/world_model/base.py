@@ -270,7 +270,7 @@ class WorldModel(LightningModule):
                        self.val_count, self.val_legal_accuracy, self.val_spearman):
             metric.reset()
         metrics.update(self.open_loop_errors())
-        self.log_dict(metrics, sync_dist=False)
+        self.log_dict(metrics, sync_dist=True)  # ranks validate the same episodes: the mean is unchanged
 
     @torch.no_grad()
     def open_loop_errors(self) -> dict[str, float]:

@@ -101,9 +101,12 @@ class EnsembleWorldModel(JointOutputs):
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
+        if self.trainer is not None:  # under DDP every rank must pick the same elites
+            self.member_sq_error = self.trainer.strategy.reduce(self.member_sq_error, reduce_op="sum")
+            self.member_count = self.trainer.strategy.reduce(self.member_count, reduce_op="sum")
         if self.member_count > 0:
             error = self.member_sq_error / self.member_count
             self.elite_idx.copy_(error.argsort()[:self.hparams.elites].sort().values)
-            self.log("val/elite_mse", error[self.elite_idx].mean())
+            self.log("val/elite_mse", error[self.elite_idx].mean(), sync_dist=True)
         self.member_sq_error.zero_()
         self.member_count.zero_()

@@ -213,3 +213,18 @@ def test_a_world_model_is_not_taken_for_a_policy(trained_logo):
 
     with pytest.raises(LogoError, match="it is a world-model checkpoint"):
         load_policy(trained_logo)
+
+
+def test_sample_next_draws_from_the_gaussians_only_with_a_generator(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    model = build(LogoWorldModel, dm, sample_next=True, clip_to_data=False)
+    b = batch_of(dm, 16)
+    args = (b["obs"], b["state"], b["actions"])
+    mean_a, mean_b = model.step(*args), model.step(*args)
+    assert torch.equal(mean_a.next_state, mean_b.next_state)
+    one = model.step(*args, generator=torch.Generator().manual_seed(1))
+    two = model.step(*args, generator=torch.Generator().manual_seed(2))
+    again = model.step(*args, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(one.next_state, two.next_state)
+    assert torch.equal(one.next_state, again.next_state)
+    assert not torch.allclose(one.next_state, mean_a.next_state)
