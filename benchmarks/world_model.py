@@ -31,6 +31,8 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from logo.data import OfflineMARLDataModule
+from logo.data.reader import gather_transitions
+from logo.data.schema import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, rollout
 from logo.world_model.rollout import UniformPolicy
 
@@ -47,8 +49,7 @@ MODELS = {"LOGO": (LogoWorldModel, {}),
 def train(cls, kwargs: dict, path: str, steps: int, batch_size: int, seed: int):
     seed_everything(seed, verbose=False)
     dm = OfflineMARLDataModule(path, batch_size=batch_size, steps_per_epoch=steps, val_fraction=0.1, seed=seed)
-    dims = {k: getattr(dm, k) for k in ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")}
-    model = cls(**dims, **kwargs)
+    model = cls(**linked_dims(dm), **kwargs)
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
     begin = time.perf_counter()
@@ -109,7 +110,6 @@ def main() -> None:
             fits[name] = (metrics, seconds)
             print(f"{path} {name}: trained {args.steps} steps in {seconds:.0f} s", flush=True)
         storage = dm.storage_on(torch.device("cpu"))
-        from logo.data.reader import gather_transitions
         gen = torch.Generator().manual_seed(args.seed)
         batch = gather_transitions(storage, dm.train_indices[torch.randint(len(dm.train_indices), (args.batch_size,),
                                                                            generator=gen)])

@@ -12,6 +12,7 @@ from logo import __version__
 from logo.callbacks import EnvEvaluation, ReplayExport  # noqa: F401
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
+from logo.data.schema import LINKED_DIMS
 from logo.errors import LogoError
 from logo.policy import BCPolicy  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
@@ -24,7 +25,6 @@ TOOL_COMMANDS = {
     "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.world_model.export", "roll a trained world model out and write the rollouts as a dataset"),
 }
-LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
 
 
 class LogoCLI(LightningCLI):

@@ -189,6 +189,15 @@ def spec_problems(attrs: dict[str, Any]) -> list[str]:
     return problems
 
 
+LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
+
+
+def linked_dims(source: Any, names: tuple[str, ...] = LINKED_DIMS) -> dict[str, Any]:
+    """The dims ``names`` of anything that names them as attributes: a data module, a ``DatasetSpec``,
+    an ``EnvSpec`` or a model's hparams."""
+    return {name: getattr(source, name) for name in names}
+
+
 class LinkedDims:
     """The dims the CLI links from a data module into its model, read from the module's ``spec``.
 

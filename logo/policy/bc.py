@@ -9,9 +9,10 @@ import torch
 from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
 
+from logo.data.schema import linked_dims
 from logo.errors import check_fits
 from logo.nn import AgentSharedMLP, Normalizer
-from logo.policy.checkpoint import ActingPolicy
+from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
 
 
@@ -52,9 +53,7 @@ class BCPolicy(ActingPolicy, LightningModule):
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is None or not getattr(dm, "statistics", None):
             return
-        expected = {"n_agents": dm.n_agents, "obs_dim": dm.obs_dim, "action_kind": dm.action_kind,
-                    "action_size": dm.action_size}
-        check_fits(self.hparams, expected, "BCPolicy", f"dataset {dm.path}")
+        check_fits(self.hparams, linked_dims(dm, ACTING_DIMS), "BCPolicy", f"dataset {dm.path}")
         if stage == "fit":
             stats = dm.statistics
             self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])

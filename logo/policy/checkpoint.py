@@ -16,10 +16,12 @@ import torch
 from lightning.pytorch import LightningModule
 
 from logo.checkpoint import load_recorded, record_class
+from logo.data.schema import linked_dims
 from logo.envs.base import EnvSpec, TimeStep
 from logo.errors import check_fits
 
 CLASS_KEY = "logo_policy_class"
+ACTING_DIMS = ("n_agents", "obs_dim", "action_kind", "action_size")  # what a decentralised policy's networks depend on
 
 
 class ActingPolicy:
@@ -47,9 +49,7 @@ class CheckpointPolicy:
     """
 
     def __init__(self, module: LightningModule, spec: EnvSpec):
-        expected = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "action_kind": spec.action_kind,
-                    "action_size": spec.action_size}
-        check_fits(getattr(module, "hparams", {}), expected, f"policy {type(module).__name__}",
+        check_fits(getattr(module, "hparams", {}), linked_dims(spec, ACTING_DIMS), f"policy {type(module).__name__}",
                    f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"))
         self.module, self.spec = module, spec
 

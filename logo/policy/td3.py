@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from logo.data.online import OnlineEnvDataModule
+from logo.data.schema import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
@@ -180,8 +181,8 @@ class OnlineTD3(ActingPolicy, LightningModule):
         if stage != "fit":
             return
         spec = self.online.spec
-        expected = {"n_agents": spec.n_agents, "state_dim": spec.state_dim, "action_size": spec.action_size}
-        check_fits(self.hparams, expected, "OnlineTD3", f"{spec.family}/{spec.scenario}", ("model", "environment"))
+        check_fits(self.hparams, linked_dims(spec, ("n_agents", "state_dim", "action_size")), "OnlineTD3",
+                   f"{spec.family}/{spec.scenario}", ("model", "environment"))
         self.action_low.copy_(torch.tensor(spec.action_low))
         self.action_high.copy_(torch.tensor(spec.action_high))
 

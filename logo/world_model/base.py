@@ -30,6 +30,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
+from logo.data.schema import linked_dims
 from logo.errors import check_fits
 from logo.nn import Normalizer
 from logo.world_model.rollout import StepResult
@@ -112,9 +113,7 @@ class WorldModel(LightningModule):
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is None or not getattr(dm, "statistics", None):
             return
-        expected = {"n_agents": dm.n_agents, "obs_dim": dm.obs_dim, "state_dim": dm.state_dim,
-                    "action_kind": dm.action_kind, "action_size": dm.action_size}
-        check_fits(self.hparams, expected, type(self).__name__, f"dataset {dm.path}")
+        check_fits(self.hparams, linked_dims(dm), type(self).__name__, f"dataset {dm.path}")
         if stage == "fit":
             self.set_statistics(dm.statistics, torch.from_numpy(dm.dataset.arrays["obs_mask"]))
 

@@ -15,7 +15,7 @@ import torch
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from logo.data.reader import OfflineDataset, gather_transitions
-from logo.data.schema import DatasetSpec
+from logo.data.schema import DatasetSpec, linked_dims
 from logo.data.writer import DatasetWriter
 from logo.errors import LogoError, check_fits
 from logo.world_model.base import load_world_model
@@ -44,9 +44,8 @@ def write_rollouts(checkpoint: str, data: str, out: str, horizon: int = 15, star
     model = load_world_model(checkpoint, map_location=device)
     dataset = OfflineDataset.load(data)
     spec = dataset.spec
-    expected = {"n_agents": spec.n_agents, "obs_dim": spec.obs_dim, "state_dim": spec.state_dim,
-                "action_kind": spec.action_kind, "action_size": spec.action_size}
-    check_fits(model.hparams, expected, f"world model {checkpoint}", f"dataset {data}", ("checkpoint", "dataset"))
+    check_fits(model.hparams, linked_dims(spec), f"world model {checkpoint}", f"dataset {data}",
+               ("checkpoint", "dataset"))
     generator = torch.Generator(device=device).manual_seed(seed)
     act = _policy(policy, model, device, generator)
     storage = {k: v.to(device) for k, v in dataset.storage().items()}

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from logo.data.schema import linked_dims
 from logo.nn import MLP, LogStdBounds
 from logo.world_model.base import Prediction, Tensors, WorldModel
 from logo.world_model.losses import gaussian_nll, legal_action_loss, termination_loss
@@ -124,8 +125,7 @@ def logo_parameter_count(hparams: Any, match_logo: dict[str, Any] | None) -> int
     """Parameters of a LogoWorldModel with the dims in ``hparams`` and the architecture in ``match_logo``."""
     from logo.world_model.logo import LogoWorldModel
 
-    dims = {k: hparams[k] for k in ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")}
-    return sum(p.numel() for p in LogoWorldModel(**dims, **(match_logo or {})).parameters())
+    return sum(p.numel() for p in LogoWorldModel(**linked_dims(hparams), **(match_logo or {})).parameters())
 
 
 def matched_width(in_dim: int, out_dim: int, depth: int, budget: int) -> int:

@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from logo.data import OfflineMARLDataModule
+from logo.data.schema import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel
 
 SMALL = {
@@ -16,7 +17,6 @@ SMALL = {
     DirectWorldModel: {"width": 96},
     EnsembleWorldModel: {"ensemble_size": 3, "elites": 2, "hidden_sizes": [64, 64]},
 }
-DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
 
 
 def datamodule(path: Path, **kwargs) -> OfflineMARLDataModule:
@@ -28,7 +28,7 @@ def datamodule(path: Path, **kwargs) -> OfflineMARLDataModule:
 
 def build(cls, dm: OfflineMARLDataModule, **kwargs):
     """A small model of ``cls`` with the data module's dims and statistics."""
-    model = cls(**{k: getattr(dm, k) for k in DIMS}, **{**SMALL[cls], **kwargs})
+    model = cls(**linked_dims(dm), **{**SMALL[cls], **kwargs})
     model.set_statistics(dm.statistics, torch.from_numpy(dm.dataset.arrays["obs_mask"]))
     return model
 
@@ -54,7 +54,7 @@ def trained_logo(discrete_dataset, tmp_path_factory) -> Path:
     seed_everything(0, verbose=False)
     root = tmp_path_factory.mktemp("logo")
     dm = OfflineMARLDataModule(str(discrete_dataset), batch_size=128, steps_per_epoch=400, val_fraction=0.2)
-    model = LogoWorldModel(**{k: getattr(dm, k) for k in DIMS}, **SMALL[LogoWorldModel], lr=3e-3)
+    model = LogoWorldModel(**linked_dims(dm), **SMALL[LogoWorldModel], lr=3e-3)
     trainer = fit(model, dm, root, max_steps=400)
     path = root / "logo.ckpt"
     trainer.save_checkpoint(path)
