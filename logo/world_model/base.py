@@ -212,9 +212,9 @@ class WorldModel(LightningModule):
         next_state = self.state_norm.inverse(next_state_n)
         reward = self.reward_norm.inverse(reward_n)
         if self.hparams.clip_to_data:
-            next_obs = torch.maximum(torch.minimum(next_obs, self.obs_high), self.obs_low)
-            next_state = torch.maximum(torch.minimum(next_state, self.state_high), self.state_low)
-            reward = torch.maximum(torch.minimum(reward, self.reward_high), self.reward_low)
+            next_obs = next_obs.clamp(self.obs_low, self.obs_high)
+            next_state = next_state.clamp(self.state_low, self.state_high)
+            reward = reward.clamp(self.reward_low, self.reward_high)
         next_avail = None if pred.avail_logit is None else legal_from_logits(pred.avail_logit)
         return StepResult(next_obs=next_obs, next_state=next_state, reward=reward, done=pred.done_logit > 0,
                           next_avail=next_avail, uncertainty=pred.uncertainty)

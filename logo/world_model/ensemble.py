@@ -24,7 +24,7 @@ import torch
 
 from logo.nn import EnsembleMLP
 from logo.world_model.base import Prediction, Tensors
-from logo.world_model.joint import BOUNDS_PENALTY, JointOutputs
+from logo.world_model.joint import JointOutputs
 
 UncertaintyMode = Literal["max_std", "pairwise_diff", "ensemble_std"]
 
@@ -57,12 +57,7 @@ class EnsembleWorldModel(JointOutputs):
         return self.split(self.net(self.joint_input(inputs)))
 
     def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
-        heads = self.members(inputs)
-        k = self.hparams.ensemble_size
-        per_member = [self.joint_loss({name: v[i] for name, v in heads.items()}, targets) for i in range(k)]
-        parts = {name: torch.stack([p[name] for p in per_member]).mean() for name in per_member[0]}
-        parts["loss"] = parts["loss"] + BOUNDS_PENALTY * self.bounds.penalty()
-        return parts
+        return self.joint_loss(self.members(inputs), targets)  # all members at once, [K, B, ...]
 
     def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
         heads = {name: v[self.elite_idx] for name, v in self.members(inputs).items()}  # [E, B, ...]

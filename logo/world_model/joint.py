@@ -58,15 +58,18 @@ class JointOutputs(WorldModel):
         return target, mask
 
     def joint_loss(self, heads: Tensors, targets: Tensors) -> Tensors:
-        """Loss parts of one set of heads ([B, ...]); the ensemble calls it per member."""
+        """Loss parts of heads ``[B, ...]`` or, for the ensemble, ``[K, B, ...]`` (the mean over members,
+        as every member sees the same batch); includes the log-std bounds penalty."""
         target, mask = self.gaussian_target(targets)
         parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, mask, self.hparams.nll_beta),
-                 "termination": termination_loss(heads["done_logit"], targets["terminals"])}
+                 "termination": termination_loss(heads["done_logit"],
+                                                 targets["terminals"].expand_as(heads["done_logit"]))}
         loss = parts["nll"] + self.hparams.termination_weight * parts["termination"]
         if self.discrete:
-            parts["legal"] = legal_action_loss(heads["legal_logit"], targets["next_avail"])
+            parts["legal"] = legal_action_loss(heads["legal_logit"],
+                                               targets["next_avail"].expand_as(heads["legal_logit"]))
             loss = loss + self.hparams.legal_weight * parts["legal"]
-        parts["loss"] = loss
+        parts["loss"] = loss + BOUNDS_PENALTY * self.bounds.penalty()
         return parts
 
     def state_std_units(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +113,7 @@ class DirectWorldModel(JointOutputs):
         self.net = MLP(self.in_dim, [width] * depth, self.out_dim)
 
     def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
-        parts = self.joint_loss(self.split(self.net(self.joint_input(inputs))), targets)
-        parts["loss"] = parts["loss"] + BOUNDS_PENALTY * self.bounds.penalty()
-        return parts
+        return self.joint_loss(self.split(self.net(self.joint_input(inputs))), targets)
 
     def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
         heads = self.split(self.net(self.joint_input(inputs)))
