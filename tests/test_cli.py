@@ -74,32 +74,31 @@ def test_unknown_config_key_is_rejected(capsys):
     assert "no_such_key" in capsys.readouterr().err
 
 
+def printed_config(args: list[str], capsys) -> str:
+    """What ``logo <args> --print_config`` prints, asserting it exits cleanly."""
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--print_config"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(ROOT)) for c in CONFIGS])
 def test_every_shipped_config_parses(config, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(config), "--print_config"])
-    assert exc.value.code == 0
-    printed = capsys.readouterr().out
+    printed = printed_config(["fit", "--config", str(config)], capsys)
     assert "class_path" in printed and "trainer:" in printed
 
 
 @pytest.mark.parametrize("config", STACKED_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in STACKED_CONFIGS])
 def test_every_stacked_config_parses_on_top_of_a_scenario(config, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["fit", "--config", str(ROOT / "configs/smax/3m/world_model.yaml"), "--config", str(config),
-              "--print_config"])
-    assert exc.value.code == 0
-    printed = capsys.readouterr().out
+    printed = printed_config(["fit", "--config", str(ROOT / "configs/smax/3m/world_model.yaml"),
+                              "--config", str(config)], capsys)
     model_class = next(line for line in config.read_text().splitlines() if "class_path" in line).split()[-1]
     assert f"class_path: logo.world_model.{model_class}" in printed
 
 
 @pytest.mark.parametrize("config", COLLECT_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in COLLECT_CONFIGS])
 def test_every_collect_config_parses(config, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["collect", "--config", str(config), "--print_config"])
-    assert exc.value.code == 0
-    printed = capsys.readouterr().out
+    printed = printed_config(["collect", "--config", str(config)], capsys)
     assert "behaviour:" in printed and "out:" in printed
 
 
