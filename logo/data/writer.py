@@ -135,7 +135,7 @@ class DatasetWriter:
                 raise ValueError("avail_actions/final_avail_actions: required for discrete datasets")
             step["avail_actions"] = np.asarray(avail_actions, bool)
             episode["final_avail_actions"] = np.asarray(final_avail_actions, bool)[None]
-        shapes_all = spec.array_shapes()
+        shapes = spec.array_shapes()
         if self._has_agent_rewards is None:
             self._has_agent_rewards = agent_rewards is not None
             if self._has_agent_rewards:
@@ -150,8 +150,8 @@ class DatasetWriter:
         if self._extra_names is None:
             self._extra_names = set(extras)
             for name, value in extras.items():
-                if name in shapes_all or len(value) != length:
-                    raise ValueError(f"extras[{name!r}]: expected a new per-step array name with {length} rows")
+                if name in shapes:
+                    raise ValueError(f"extras[{name!r}]: expected a name outside the format's own arrays")
                 self._group.create_array(name, shape=(0, *value.shape[1:]),
                                          chunks=(self.chunk_steps, *value.shape[1:]), dtype="float32",
                                          compressors=ZstdCodec(level=3))
@@ -163,7 +163,6 @@ class DatasetWriter:
                 raise ValueError(f"extras[{name!r}]: expected {length} rows, got {len(value)}")
             step[name] = value
 
-        shapes = spec.array_shapes()
         for name, arr in {**step, **episode}.items():
             if name not in shapes:  # extras were checked above
                 continue

@@ -186,3 +186,25 @@ def test_killed_writer_leaves_no_dataset(tmp_path):
     assert not target.exists()
     with pytest.raises(LogoError, match="no such file"):
         OfflineDataset.load(target)
+
+
+def test_extra_per_step_arrays_are_written_and_checked(tmp_path):
+    episodes = _episodes("continuous", [3, 4])
+    with DatasetWriter(tmp_path / "extras.zarr", _spec("continuous")) as writer:
+        for ep in episodes:
+            writer.add_episode(**ep, extras={"uncertainty": np.arange(len(ep["rewards"]), dtype=np.float32)})
+    import zarr
+    assert zarr.open_group(str(tmp_path / "extras.zarr"), mode="r")["uncertainty"][:].tolist() == [0, 1, 2, 0, 1, 2, 3]
+    OfflineDataset.load(tmp_path / "extras.zarr")  # readers ignore extras
+    for extras, message in (({"rewards": np.zeros(3)}, "outside the format's own arrays"),
+                            ({"uncertainty": np.zeros(2)}, "expected 3 rows, got 2")):
+        writer = DatasetWriter(tmp_path / "bad.zarr", _spec("continuous"))
+        with pytest.raises(ValueError, match=message):
+            writer.add_episode(**episodes[0], extras=extras)
+        writer.abort()
+    writer = DatasetWriter(tmp_path / "bad.zarr", _spec("continuous"))
+    writer.add_episode(**episodes[0], extras={"uncertainty": np.zeros(3)})
+    with pytest.raises(ValueError, match="every episode must give the same arrays"):
+        writer.add_episode(**episodes[1])
+    writer.abort()
+    assert not (tmp_path / "bad.zarr").exists()
