@@ -3,8 +3,9 @@
 Data path: the dataset is loaded once into memory (:class:`~logo.data.reader.OfflineDataset`);
 the dataloader yields only step indices ``[B]``; Lightning moves them to the accelerator and
 :meth:`OfflineMARLDataModule.on_after_batch_transfer` gathers the transitions from tensors that
-already live there. A synthetic source (world-model rollouts, attached by the policy stage)
-is mixed into training batches in the same hook, without copying the dataset.
+already live there. Given a world-model checkpoint, the same hook runs rollout rounds of the
+policy being trained (:class:`~logo.data.rollouts.ModelRollouts`) and mixes their
+uncertainty-weighted transitions into training batches, without copying the dataset.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
+from logo.data.buffer import SamplingMode
 from logo.data.reader import OfflineDataset, Storage, gather_transitions
+from logo.data.rollouts import ModelRollouts, check_rollout_options
 from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
 from logo.errors import LogoError
@@ -87,8 +90,23 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         steps_per_epoch: training batches per epoch; offline RL counts updates, not passes over data.
         val_fraction: share of episodes held out for validation (whole episodes, never split).
         val_batch_size: transitions per validation batch.
-        real_ratio: share of real transitions in a training batch once a synthetic source is attached.
-        seed: seeds the validation split and, offset by the rank, each rank's batch sampler.
+        real_ratio: share of real transitions in a training batch once synthetic data exists (1: real only).
+        seed: seeds the validation split and, offset by the rank, each rank's batch sampler and rollouts.
+        world_model: checkpoint of a trained world model (LOGO, direct or ensemble) to roll the policy out in;
+            None: real data only.
+        sampling: how synthetic transitions are drawn: ``weighted`` (LOGO: proportional to
+            exp(clip(C - u, low, high) / temperature)), ``uniform``, ``penalty`` (uniform, reward r - penalty * u)
+            or ``none`` (real data only; the world model is not loaded).
+        horizon: model steps per rollout (the paper's H = 15).
+        rollout_every: training steps between rollout rounds.
+        rollout_batch: start transitions (real, from the training split) per rollout round.
+        buffer_rollouts: rollout rounds kept in the synthetic ring buffer.
+        priority_center: C in the priority clip(C - u, low, high).
+        priority_low: lower clip bound of the priority.
+        priority_high: upper clip bound of the priority.
+        temperature: synthetic draw weights are exp(priority / temperature).
+        relative_uncertainty: divide u by its buffer mean before the priority (scale-free across world models).
+        penalty: lambda of the ``penalty`` mode's reward r - lambda * u.
 
     Example:
         >>> dm = OfflineMARLDataModule("spread.zarr", batch_size=256)  # doctest: +SKIP
@@ -98,8 +116,16 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
 
     def __init__(self, path: str, batch_size: int = 256, steps_per_epoch: int = 1000,
                  val_fraction: float = 0.1, val_batch_size: int = 4096, real_ratio: float = 0.5,
-                 seed: int = 0):
+                 seed: int = 0, world_model: str | None = None, sampling: SamplingMode = "weighted",
+                 horizon: int = 15, rollout_every: int = 250, rollout_batch: int = 512, buffer_rollouts: int = 20,
+                 priority_center: float = 1.0, priority_low: float = -4.0, priority_high: float = 1.0,
+                 temperature: float = 1.0, relative_uncertainty: bool = True, penalty: float = 1.0):
         super().__init__()
+        check_rollout_options(sampling, horizon, rollout_every, rollout_batch, buffer_rollouts)
+        if priority_low > priority_high:
+            raise LogoError(f"data.priority_low ({priority_low}) must not exceed data.priority_high ({priority_high})")
+        if temperature <= 0:
+            raise LogoError(f"data.temperature: expected a positive value, got {temperature}")
         for name, value, low, high in (("batch_size", batch_size, 1, None),
                                        ("steps_per_epoch", steps_per_epoch, 1, None),
                                        ("val_batch_size", val_batch_size, 1, None),
@@ -116,6 +142,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self.val_batch_size = val_batch_size
         self.real_ratio = real_ratio
         self.seed = seed
+        self.world_model = world_model
+        self.sampling = sampling
         _, self.spec = open_dataset(self.path)  # attributes only: arrays are read in setup()
         self.synthetic: SyntheticSource | None = None
         self.dataset: OfflineDataset | None = None
@@ -124,10 +152,22 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self._device_storage: dict[torch.device, Storage] = {}
         self._train_batches: RandomIndexBatches | None = None
         self._sampler_state: torch.Tensor | None = None
+        self._device_indices: dict[torch.device, torch.Tensor] = {}
 
     def setup(self, stage: str) -> None:
-        if self.dataset is not None:
-            return
+        if self.dataset is None:
+            self._load()
+        if stage == "fit" and self.synthetic is None and self.world_model is not None and self.sampling != "none" \
+                and self.real_ratio < 1:
+            hp = self.hparams
+            self.synthetic = ModelRollouts(
+                self.world_model, self.spec, horizon=hp.horizon, rollout_every=hp.rollout_every,
+                rollout_batch=hp.rollout_batch, buffer_rollouts=hp.buffer_rollouts,
+                seed=sampler_seed(self.seed, self.rank) + 1, mode=self.sampling, center=hp.priority_center,
+                low=hp.priority_low, high=hp.priority_high, temperature=hp.temperature,
+                relative_uncertainty=hp.relative_uncertainty, penalty=hp.penalty)
+
+    def _load(self) -> None:
         self.dataset = OfflineDataset.load(self.path)
         self._storage = self.dataset.storage()
         n_eps = self.dataset.n_episodes
@@ -180,6 +220,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         n_real = len(batch)
         synthetic = None
+        if training and isinstance(self.synthetic, ModelRollouts) and self.synthetic.due(self.trainer.global_step):
+            self._rollout_round(storage, batch.device)
         if training and self.synthetic is not None:
             n_real = int(round(len(batch) * self.real_ratio))
             synthetic = self.synthetic.sample(len(batch) - n_real) if n_real < len(batch) else None
@@ -193,10 +235,31 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         synthetic = dict(synthetic)
         n_syn = len(synthetic["rewards"])
         synthetic["synthetic"] = torch.ones(n_syn, dtype=torch.bool, device=batch.device)
+        if "uncertainty" in synthetic:  # real rows have u = 0
+            real["uncertainty"] = torch.zeros(n_real, device=batch.device)
         missing = set(real) - set(synthetic)
         if missing:
             raise KeyError(f"synthetic batch lacks keys {sorted(missing)}")
         return {k: torch.cat([real[k], synthetic[k]]) for k in real}
+
+    def _rollout_round(self, storage: Storage, device: torch.device) -> None:
+        """One round of rollouts of the policy being trained; its statistics go to the loggers as ``synthetic/*``."""
+        module = self.trainer.lightning_module
+        policy = getattr(module, "rollout_act", None)
+        if policy is None:
+            if not hasattr(module, "act"):
+                raise LogoError(f"data.world_model is set but {type(module).__name__} cannot act in it: "
+                                "synthetic rollouts need a policy with act() (e.g. DiscreteMACQL, BCPolicy)")
+            def policy(obs, avail_actions=None, state=None, generator=None):
+                return module.act(obs, avail_actions=avail_actions, state=state)
+        if device not in self._device_indices:
+            self._device_indices[device] = self.train_indices.to(device)
+        step = self.trainer.global_step
+        stats = self.synthetic.run_round(policy, storage, self._device_indices[device], step)
+        metrics = {f"synthetic/{k}": v for k, v in stats.items()}
+        for logger in self.trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        log_histogram(self.trainer.loggers, "synthetic/u_histogram", self.synthetic.buffer.uncertainty(), step)
 
     def state_dict(self) -> dict[str, Any]:
         """Normalisation statistics and the training sampler's RNG state (saved in checkpoints)."""
@@ -209,6 +272,21 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self._sampler_state = state_dict.get("sampler_rng")
         if self._train_batches is not None and self._sampler_state is not None:
             self._train_batches.generator.set_state(self._sampler_state)
+
+
+def log_histogram(loggers: list, name: str, values: torch.Tensor, step: int) -> None:
+    """Send a histogram of ``values`` to the loggers that draw histograms (TensorBoard, Weights & Biases)."""
+    if len(values) == 0:
+        return
+    values = values.detach().float().cpu()
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "TensorBoardLogger":
+            logger.experiment.add_histogram(name, values, step)
+        elif kind == "WandbLogger":
+            import wandb
+
+            logger.experiment.log({name: wandb.Histogram(values.numpy()), "trainer/global_step": step})
 
 
 def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:

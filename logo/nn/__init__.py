@@ -2,7 +2,9 @@
 
 from logo.nn.ensemble import EnsembleLinear, EnsembleMLP
 from logo.nn.gaussian import LogStdBounds, bounded_log_std
+from logo.nn.mixers import QMixer, VDNMixer
 from logo.nn.mlp import MLP, AgentSharedMLP
 from logo.nn.normalizer import Normalizer
 
-__all__ = ["MLP", "AgentSharedMLP", "EnsembleLinear", "EnsembleMLP", "LogStdBounds", "Normalizer", "bounded_log_std"]
+__all__ = ["MLP", "AgentSharedMLP", "EnsembleLinear", "EnsembleMLP", "LogStdBounds", "Normalizer", "QMixer", "VDNMixer",
+           "bounded_log_std"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 ILLEGAL_LOGIT = -1e9  # finite, so a fully masked row still gives a finite (uniform) softmax
 
@@ -35,3 +36,16 @@ def bc_continuous_loss(pred: torch.Tensor, actions: torch.Tensor,
     """Mean squared error between predicted and dataset actions, both [B, N, action_dim]."""
     se = (pred - actions).square().mean((-2, -1))  # [B]
     return se.mean() if weights is None else (weights * se).sum() / weights.sum()
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-transition ``values`` [B] under per-transition ``weights`` [B] (uniform when None)."""
+    return values.mean() if weights is None else (weights * values).sum() / weights.sum().clamp_min(1e-8)
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging ``target <- (1 - tau) * target + tau * source``."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)
+

@@ -26,6 +26,7 @@ from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
+from logo.policy.losses import soft_update
 
 # ---------------------------------------------------------------------------------------------
 # Losses and target computation, kept apart from the module so they are tested alone.
@@ -62,13 +63,6 @@ def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor) -> tor
 def actor_loss(q1: torch.Tensor) -> torch.Tensor:
     """Deterministic policy gradient objective: maximise the first critic's value, q1 [B]."""
     return -q1.mean()
-
-
-@torch.no_grad()
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging ``target <- (1 - tau) * target + tau * source``."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Synthetic data for the policy stage: the current policy acting in a frozen world model.
+
+:class:`ModelRollouts` is what :class:`~logo.data.OfflineMARLDataModule` attaches as its
+synthetic source when given a world-model checkpoint. Every ``rollout_every`` training steps it
+draws ``rollout_batch`` start transitions from the real training split, rolls the policy being
+trained out in the world model for up to ``horizon`` steps (:func:`logo.world_model.rollout.rollout`)
+and appends the transitions, each with its uncertainty u, to a :class:`~logo.data.buffer.SyntheticBuffer`
+holding the last ``buffer_rollouts`` rounds. Training batches draw their synthetic share from it.
+
+The world model is loaded with ``load_from_checkpoint``, frozen (eval mode, no gradients) and
+held here, in the data module: it is never part of the policy's hyperparameters, state_dict or
+optimizer. Each DDP rank rolls out with its own generator and keeps its own buffer; nothing here
+communicates across ranks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from logo.data.buffer import SamplingMode, SyntheticBuffer
+from logo.data.reader import Storage, gather_transitions
+from logo.data.schema import DatasetSpec, linked_dims
+from logo.errors import LogoError, check_fits
+
+Batch = dict[str, torch.Tensor]
+
+
+class ModelRollouts:
+    """Rollout rounds into an uncertainty-weighted buffer (see the module docstring).
+
+    Args:
+        world_model: path of a world-model checkpoint written by ``logo fit``.
+        spec: the dataset's spec; the world model's dims must match it.
+        horizon: model steps per rollout (H; the paper's default is 15).
+        rollout_every: training steps between rollout rounds (a round also runs whenever the buffer is empty).
+        rollout_batch: start transitions per round.
+        buffer_rollouts: rounds kept in the buffer; capacity = rollout_batch * horizon * buffer_rollouts.
+        seed: seeds start-state choice, rollout policy and model randomness (offset per rank by the caller).
+        **buffer_kwargs: sampling options of :class:`SyntheticBuffer` (mode, center, low, high, temperature, ...).
+    """
+
+    def __init__(self, world_model: str, spec: DatasetSpec, horizon: int = 15, rollout_every: int = 250,
+                 rollout_batch: int = 512, buffer_rollouts: int = 20, seed: int = 0, mode: SamplingMode = "weighted",
+                 **buffer_kwargs: Any):
+        from logo.world_model.base import load_world_model
+
+        self.model = load_world_model(world_model)
+        check_fits(self.model.hparams, linked_dims(spec), f"world model {world_model}", f"dataset of {spec.scenario}",
+                   ("checkpoint", "dataset"))
+        self.path = world_model
+        self.horizon, self.rollout_every, self.rollout_batch = horizon, rollout_every, rollout_batch
+        self.seed = seed
+        self.buffer_kwargs = {"mode": mode, **buffer_kwargs}
+        self.capacity = rollout_batch * horizon * buffer_rollouts
+        self.buffer: SyntheticBuffer | None = None
+        self.generator: torch.Generator | None = None
+        self.last_round: int | None = None  # training step of the last round
+        self.rounds = 0
+        self.stats: dict[str, float] = {}
+        self._sample_seconds = 0.0
+        self._clock = time.perf_counter()
+
+    def _ensure_device(self, device: torch.device) -> None:
+        if self.generator is not None and self.generator.device == device:
+            return
+        self.model.to(device)
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.buffer = SyntheticBuffer(self.capacity, generator=self.generator, **self.buffer_kwargs)
+
+    def due(self, step: int) -> bool:
+        """Whether a round should run before the batch of training step ``step``."""
+        return self.buffer is None or len(self.buffer) == 0 or self.last_round is None \
+            or step - self.last_round >= self.rollout_every
+
+    @torch.no_grad()
+    def run_round(self, policy: Callable[..., torch.Tensor], storage: Storage, indices: torch.Tensor,
+                  step: int) -> dict[str, float]:
+        """Roll ``policy`` out from ``rollout_batch`` random steps of ``indices`` (on ``storage``'s device)."""
+        from logo.world_model.rollout import rollout
+
+        device = indices.device
+        self._ensure_device(device)
+        pick = torch.randint(len(indices), (self.rollout_batch,), generator=self.generator, device=device)
+        start = gather_transitions(storage, indices[pick])
+        started = time.perf_counter()
+        result = rollout(self.model, lambda obs, avail_actions=None, state=None: policy(
+            obs, avail_actions=avail_actions, state=state, generator=self.generator), start, self.horizon,
+            generator=self.generator)
+        seconds = time.perf_counter() - started
+        transitions = result.transitions()
+        self.buffer.add(transitions)
+        self.last_round, self.rounds = step, self.rounds + 1
+        now = time.perf_counter()
+        wall, self._clock = now - self._clock, now
+        self.stats = {**self.buffer.summary(), "round_transitions": float(len(transitions["uncertainty"])),
+                      "rollout_length": float(result.alive.sum(0).float().mean()),
+                      "terminated_fraction": float((result.terminals * result.alive).sum() / self.rollout_batch),
+                      "rollout_transitions_per_s": len(transitions["uncertainty"]) / max(seconds, 1e-9),
+                      "sampler_share": self._sample_seconds / max(wall, 1e-9)}
+        self._sample_seconds = 0.0
+        return self.stats
+
+    def sample(self, batch_size: int) -> Batch | None:
+        """``batch_size`` synthetic transitions (the data module's ``SyntheticSource``), or None while empty."""
+        if self.buffer is None:
+            return None
+        started = time.perf_counter()
+        batch = self.buffer.sample(batch_size)
+        self._sample_seconds += time.perf_counter() - started
+        return batch
+
+
+def check_rollout_options(sampling: str, horizon: int, rollout_every: int, rollout_batch: int,
+                          buffer_rollouts: int) -> None:
+    """Clear errors for rollout options out of range (named as in the data module's YAML)."""
+    if sampling not in ("weighted", "uniform", "penalty", "none"):
+        raise LogoError(f"data.sampling: expected weighted, uniform, penalty or none, got {sampling!r}")
+    for name, value in (("horizon", horizon), ("rollout_every", rollout_every), ("rollout_batch", rollout_batch),
+                        ("buffer_rollouts", buffer_rollouts)):
+        if value < 1:
+            raise LogoError(f"data.{name}: expected a positive integer, got {value}")

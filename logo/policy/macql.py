@@ -1,0 +1,161 @@
+"""MACQL for discrete actions: per-agent Q networks, a mixer, and the conservative (CQL) term.
+
+The variant: CQL applied to the joint action of a value-decomposition learner, as the CFCQL
+paper (Shao et al., 2023) describes its MACQL baseline. ``Q_tot(s, a) = mixer(Q_1(o_1, a_1), ...,
+Q_N(o_N, a_N); s)`` is trained by TD learning, and ``cql_alpha * [log sum_a exp Q_tot(s, a) -
+Q_tot(s, a_data)]`` pushes down every joint action that is not the dataset's. The sum over the
+A^N joint actions is estimated from ``cql_samples`` uniformly drawn legal joint actions
+(``cql_mode: joint``); ``cql_mode: local`` uses the exact per-agent term instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torchmetrics import MeanMetric
+
+from logo.nn import AgentSharedMLP, QMixer, VDNMixer
+from logo.policy.losses import soft_update
+from logo.policy.macql_losses import (
+    greedy_legal,
+    joint_cql_penalty,
+    local_cql_penalty,
+    sample_legal_joint_actions,
+    td_target,
+)
+from logo.policy.offline import OfflinePolicy
+
+Batch = dict[str, torch.Tensor]
+
+
+class DiscreteMACQL(OfflinePolicy):
+    """Multi-agent conservative Q-learning for discrete actions (SMAX, SMAC, MPE).
+
+    Each agent's Q network acts on its own current observation only (feed-forward, parameters
+    shared across agents with a one-hot agent id; no recurrence). Legal-action masks are applied
+    to the greedy action, to the target's next action and to the CQL term. Targets use double Q
+    learning (the online network picks, the target network scores) and Polyak-averaged targets.
+
+    Args:
+        n_agents: number of agents (linked from the data module).
+        obs_dim: per-agent observation size (linked).
+        state_dim: global state size (linked; input of the QMIX mixer).
+        action_kind: must be discrete (linked).
+        action_size: number of discrete actions (linked).
+        hidden_sizes: widths of the agent network's hidden layers.
+        mixer: ``qmix`` (monotonic hypernetwork mixer on the state) or ``vdn`` (sum).
+        mixer_embed: width of the QMIX mixing layer.
+        lr: Adam learning rate.
+        gamma: discount factor.
+        tau: Polyak rate of the target networks, per update.
+        cql_alpha: weight of the conservative term (0: plain offline QMIX/VDN).
+        cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled) or ``local`` (exact per-agent CQL).
+        cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
+        reward_scale: rewards are multiplied by this in the TD target.
+        double_q: pick the next action with the online network (True) or the target network.
+        rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
+                 action_kind: Literal["discrete", "continuous"], action_size: int,
+                 hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
+                 mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
+                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
+                 reward_scale: float = 1.0, double_q: bool = True, rollout_epsilon: float = 0.1):
+        super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
+        self.save_hyperparameters()
+        self.require("discrete")
+        self.q_net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes))
+        self.mixer = QMixer(n_agents, state_dim, mixer_embed) if mixer == "qmix" else VDNMixer()
+        self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
+        self.val_td = MeanMetric()
+        self.val_q = MeanMetric()
+
+    # ---- acting -------------------------------------------------------------------------------
+    def q_values(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """Raw observations [B, N, obs_dim] -> per-agent Q values [B, N, A]."""
+        net = self.q_target if target else self.q_net
+        return net(self.obs_norm(obs))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
+            state: torch.Tensor | None = None) -> torch.Tensor:
+        """Greedy legal actions [B, N] int64; ``state`` is unused (decentralised execution)."""
+        return greedy_legal(self.q_values(obs), avail_actions)
+
+    @torch.no_grad()
+    def rollout_act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
+                    state: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Epsilon-greedy legal actions [B, N] for world-model rollouts (``rollout_epsilon`` per agent)."""
+        greedy = self.act(obs, avail_actions)
+        eps = self.hparams.rollout_epsilon
+        if eps <= 0:
+            return greedy
+        shape = (*greedy.shape, self.action_size)
+        random = sample_legal_joint_actions(avail_actions, shape, 1, generator, greedy.device)[:, 0]
+        explore = torch.rand(greedy.shape, generator=generator, device=greedy.device) < eps
+        return torch.where(explore, random, greedy)
+
+    # ---- learning -----------------------------------------------------------------------------
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-transition [B] TD error, CQL term and Q_tot of the dataset actions (no reduction)."""
+        hp = self.hparams
+        state_n = self.state_norm(batch["state"])
+        q = self.q_values(batch["obs"])  # [B, N, A]
+        actions = batch["actions"].long()  # [B, N]
+        q_data = self.mixer(q.gather(-1, actions.unsqueeze(-1)).squeeze(-1), state_n)  # [B]
+        with torch.no_grad():
+            next_avail = batch.get("next_avail_actions")
+            next_q_target = self.q_values(batch["next_obs"], target=True)  # [B, N, A]
+            chooser = self.q_values(batch["next_obs"]) if hp.double_q else next_q_target
+            next_actions = greedy_legal(chooser, next_avail)  # [B, N]
+            next_value = self.mixer_target(next_q_target.gather(-1, next_actions.unsqueeze(-1)).squeeze(-1),
+                                           self.state_norm(batch["next_state"]))  # [B]
+            target = td_target(hp.reward_scale * batch["rewards"], batch["terminals"], next_value, hp.gamma)
+        out = {"td": (q_data - target).square(), "q_data": q_data.detach()}
+        avail = batch.get("avail_actions")
+        if hp.cql_mode == "joint":
+            samples = sample_legal_joint_actions(avail, tuple(q.shape), hp.cql_samples, device=q.device)
+            q_samples = q.unsqueeze(1).expand(-1, hp.cql_samples, -1, -1).gather(-1, samples.unsqueeze(-1))
+            out["cql"] = joint_cql_penalty(self.mixer(q_samples.squeeze(-1), state_n), q_data)  # [B]
+        else:
+            out["cql"] = local_cql_penalty(q, actions, avail)
+        return out
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        parts = self.losses(batch)
+        td = self.log_split("td", parts["td"], batch)
+        cql = self.log_split("cql", parts["cql"], batch)
+        self.log_split("q_data", parts["q_data"], batch)
+        loss = td + self.hparams.cql_alpha * cql
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        soft_update(self.q_target, self.q_net, self.hparams.tau)
+        soft_update(self.mixer_target, self.mixer, self.hparams.tau)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        parts = self.losses(batch)
+        n = len(batch["rewards"])
+        self.val_td.update(parts["td"].mean(), n)
+        self.val_q.update(parts["q_data"].mean(), n)
+        self.log("val/loss", self.val_td, prog_bar=True)
+        self.log("val/q_data", self.val_q)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        parts = self.losses(batch)
+        self.log("test/loss", parts["td"].mean())
+        self.log("test/q_data", parts["q_data"].mean())
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Greedy legal actions for the batch's observations."""
+        return self.act(batch["obs"], batch.get("avail_actions"))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.hparams.lr)
+

@@ -1,0 +1,125 @@
+"""MACQL's pieces as plain functions: TD targets, legal greedy actions, and the conservative (CQL) terms.
+
+Shapes: B transitions, N agents, A discrete actions, K sampled joint actions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from logo.policy.losses import mask_logits
+
+
+def td_target(rewards: torch.Tensor, terminals: torch.Tensor, next_value: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``r + gamma * (1 - terminal) * V(s')``, all [B]. Only a true termination stops the bootstrap:
+    a truncated step (time limit, rollout horizon) bootstraps from its next state."""
+    return rewards + gamma * (1.0 - terminals.to(rewards.dtype)) * next_value
+
+
+def greedy_legal(q: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
+    """Per-agent greedy actions among the legal ones: q [B, N, A], avail [B, N, A] bool -> [B, N] int64."""
+    return mask_logits(q, avail).argmax(-1)
+
+
+def sample_legal_joint_actions(avail: torch.Tensor | None, shape: tuple[int, ...], samples: int,
+                               generator: torch.Generator | None = None, device: torch.device | None = None
+                               ) -> torch.Tensor:
+    """``samples`` joint actions per transition, each agent's action uniform over its legal ones.
+
+    Args:
+        avail: [B, N, A] bool legal actions, or None (every action legal).
+        shape: (B, N, A), the Q values' shape.
+        samples: K, joint actions per transition.
+    Returns:
+        [B, K, N] int64.
+    """
+    b, n, a = shape
+    device = avail.device if avail is not None else device
+    scores = torch.rand((b, samples, n, a), generator=generator, device=device)
+    if avail is not None:
+        scores = scores + avail.unsqueeze(1).to(scores.dtype)  # legal entries score in [1, 2)
+    return scores.argmax(-1)
+
+
+def joint_cql_penalty(q_tot_samples: torch.Tensor, q_tot_data: torch.Tensor) -> torch.Tensor:
+    """MACQL's conservative term on the joint action, estimated from uniformly sampled legal joint actions.
+
+    CQL(H) treats the joint action as one action: ``log sum_a exp Q_tot(s, a) - Q_tot(s, a_data)``.
+    The sum over all A^N joint actions is estimated with K uniform samples as
+    ``log mean_k exp Q_tot(s, a_k)``, which drops the constant ``log |legal joint actions|``
+    (no effect on gradients); the term is 0 when Q_tot is flat.
+
+    Args:
+        q_tot_samples: [B, K] Q_tot of the sampled joint actions.
+        q_tot_data: [B] Q_tot of the dataset's joint action.
+    Returns:
+        [B] per-transition penalty.
+    """
+    return torch.logsumexp(q_tot_samples, dim=-1) - math.log(q_tot_samples.shape[-1]) - q_tot_data
+
+
+def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-agent CQL term averaged over agents: ``mean_i [logsumexp_{legal a} Q_i(o_i, a) - Q_i(o_i, a_i)]``.
+
+    Exact (no sampling); with equal agent weights it is CFCQL's counterfactual regulariser.
+
+    Args:
+        q: [B, N, A] per-agent Q values.
+        actions: [B, N] dataset actions.
+        avail: [B, N, A] bool legal actions, or None.
+    Returns:
+        [B] per-transition penalty.
+    """
+    lse = torch.logsumexp(mask_logits(q, avail), dim=-1)  # [B, N]
+    return (lse - q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)).mean(-1)
+
+
+def cql_continuous_penalty(q_random: torch.Tensor, q_policy: torch.Tensor, q_data: torch.Tensor,
+                           log_density_random: torch.Tensor | float, log_prob_policy: torch.Tensor) -> torch.Tensor:
+    """CQL(H) penalty with importance-sampled actions (Kumar et al. 2020, appendix), per transition.
+
+    ``log mean_k exp(Q(s, a_k) - log mu_k(a_k)) - Q(s, a_data)``: the first term estimates
+    ``log integral exp Q(s, a) da`` from ``K1`` actions drawn uniformly and ``K2`` drawn from the
+    policy, each scored against the density it was drawn from. Minimising it pushes Q down on
+    out-of-data actions and up on the data's.
+
+    Args:
+        q_random: [B, K1] Q of uniformly random actions.
+        q_policy: [B, K2] Q of policy actions.
+        q_data: [B] Q of the dataset actions.
+        log_density_random: scalar (or [B, K1]) log density of the uniform proposal, ``-D log 2`` on [-1, 1]^D.
+        log_prob_policy: [B, K2] log-probabilities of the policy actions (detached by the caller).
+
+    Returns:
+        [B] the penalty of each transition.
+    """
+    scores = torch.cat([q_random - log_density_random, q_policy - log_prob_policy], dim=1)  # [B, K1 + K2]
+    return torch.logsumexp(scores, dim=1) - math.log(scores.shape[1]) - q_data
+
+
+def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None = None,
+                         deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reparameterised sample of ``tanh(u)``, ``u ~ Normal(mean, exp(log_std))`` per agent and action dim.
+
+    Args:
+        mean: [..., N, A] (typically [B, N, A]).
+        log_std: [..., N, A].
+        generator: draws the noise, for reproducible rollouts; the global RNG when None.
+        deterministic: return ``tanh(mean)`` (the mode of u) and its log density instead of a sample.
+
+    Returns:
+        The action [..., N, A] in (-1, 1) and its log-probability [...], summed over agents and action
+        dims, with the change of variables ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``
+        (stable for large ``|u|``).
+    """
+    if deterministic:
+        noise = torch.zeros_like(mean)
+    else:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    u = mean + log_std.exp() * noise
+    log_normal = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)  # [..., N, A]
+    log_det = 2 * (math.log(2.0) - u - F.softplus(-2 * u))
+    return torch.tanh(u), (log_normal - log_det).sum((-2, -1))

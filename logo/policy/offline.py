@@ -1,0 +1,96 @@
+"""What logo's offline policy learners share: units from the data module, dims checks, split logging.
+
+A learner trained by ``logo fit`` on an :class:`~logo.data.OfflineMARLDataModule` receives
+batches with the keys of :func:`~logo.data.reader.gather_transitions` plus ``weights [B]`` and
+``synthetic [B]`` (bool: the row came from world-model rollouts). Observation, state and action
+units are copied from the data module's statistics at ``setup`` into buffers, so checkpoints
+act on raw environment inputs.
+
+Learners also implement ``rollout_act(obs, avail_actions=None, state=None, generator=None)``:
+the (exploring) policy the data module rolls out in the world model. The default is ``act``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+
+from logo.data.schema import linked_dims
+from logo.errors import LogoError, check_fits
+from logo.nn import Normalizer
+from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
+from logo.policy.losses import weighted_mean
+
+POLICY_DIMS = (*ACTING_DIMS, "state_dim")  # what a learner with a centralised critic or mixer depends on
+
+
+class OfflinePolicy(ActingPolicy, LightningModule):
+    """Base class of logo's offline learners (not used on its own).
+
+    Args:
+        n_agents: number of agents (linked from the data module).
+        obs_dim: per-agent observation size (linked).
+        state_dim: global state size (linked).
+        action_kind: discrete or continuous actions (linked).
+        action_size: number of discrete actions or continuous action dimension (linked).
+    """
+
+    def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
+                 action_kind: Literal["discrete", "continuous"], action_size: int):
+        super().__init__()
+        self.discrete = action_kind == "discrete"
+        self.n_agents, self.obs_dim, self.state_dim, self.action_size = n_agents, obs_dim, state_dim, action_size
+        self.obs_norm = Normalizer((n_agents, obs_dim))
+        self.state_norm = Normalizer((state_dim,))
+        self.register_buffer("action_low", -torch.ones(action_size))  # [action_dim] (continuous)
+        self.register_buffer("action_high", torch.ones(action_size))
+
+    def require(self, kind: Literal["discrete", "continuous"]) -> None:
+        """Raise a clear error when the linked action kind is not the one this learner handles."""
+        if ("discrete" if self.discrete else "continuous") != kind:
+            other = "ContinuousMACQL" if kind == "discrete" else "DiscreteMACQL"
+            raise LogoError(f"{type(self).__name__} needs {kind} actions; this dataset's actions are "
+                            f"{'discrete' if self.discrete else 'continuous'} (use {other})")
+
+    def setup(self, stage: str) -> None:
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if dm is None or not getattr(dm, "statistics", None):
+            return
+        check_fits(self.hparams, linked_dims(dm, POLICY_DIMS), type(self).__name__, f"dataset {dm.path}")
+        if stage == "fit":
+            stats = dm.statistics
+            self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
+            self.state_norm.set_stats(stats["state_mean"], stats["state_std"])
+            if not self.discrete:
+                self.action_low.copy_(stats["action_low"])
+                self.action_high.copy_(stats["action_high"])
+
+    def scale_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Continuous actions in the dataset's bounds -> [-1, 1]."""
+        return 2 * (actions - self.action_low) / (self.action_high - self.action_low) - 1
+
+    def unscale_actions(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Continuous actions in [-1, 1] -> the dataset's bounds."""
+        return self.action_low + (scaled + 1) * (self.action_high - self.action_low) / 2
+
+    def rollout_act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
+                    state: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions used in world-model rollouts; by default the greedy ``act``."""
+        return self.act(obs, avail_actions=avail_actions, state=state)
+
+    def log_split(self, name: str, values: torch.Tensor, batch: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+        """Log the weighted mean of per-transition ``values`` [B] as ``train/{name}``, and its mean over the
+        real and the synthetic rows as ``train/{name}_real`` / ``train/{name}_synthetic`` (when present).
+        Returns the weighted mean."""
+        weights = batch.get("weights")
+        mean = weighted_mean(values, weights)
+        self.log(f"train/{name}", mean, **kwargs)
+        synthetic = batch.get("synthetic")
+        if synthetic is not None and bool(synthetic.any()):
+            values = values.detach()
+            self.log(f"train/{name}_real", values[~synthetic].mean() if bool((~synthetic).any()) else 0.0)
+            self.log(f"train/{name}_synthetic", values[synthetic].mean())
+            self.log("train/synthetic_share", synthetic.float().mean())
+        return mean

@@ -1,0 +1,231 @@
+"""Discrete MACQL: its losses by hand, a real fit, and training on world-model rollouts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback, Trainer, seed_everything
+
+from logo.data import OfflineMARLDataModule
+from logo.data.schema import linked_dims
+from logo.errors import LogoError
+from logo.nn import QMixer, VDNMixer
+from logo.policy.checkpoint import load_policy
+from logo.policy.macql import DiscreteMACQL
+from logo.policy.macql_losses import (
+    greedy_legal,
+    joint_cql_penalty,
+    local_cql_penalty,
+    sample_legal_joint_actions,
+    td_target,
+)
+from logo.world_model import LogoWorldModel
+
+SMALL = {"hidden_sizes": [64, 64]}
+
+
+def _trainer(max_steps: int, **kwargs) -> Trainer:
+    return Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **kwargs)
+
+
+def _dm(path: Path, **kwargs) -> OfflineMARLDataModule:
+    return OfflineMARLDataModule(str(path), **{"batch_size": 64, "steps_per_epoch": 200, "val_fraction": 0.2, **kwargs})
+
+
+# ---- losses by hand ----------------------------------------------------------------------------
+
+def test_mixers_by_hand_and_qmix_is_monotonic():
+    q = torch.tensor([[1.0, 2.0, 3.0]])
+    assert VDNMixer()(q, torch.zeros(1, 4)).item() == 6.0
+    torch.manual_seed(0)
+    mixer = QMixer(n_agents=3, state_dim=4)
+    q = torch.randn(16, 3, requires_grad=True)
+    mixer(q, torch.randn(16, 4)).sum().backward()
+    assert (q.grad >= 0).all()  # dQ_tot / dQ_i >= 0: per-agent greedy actions are jointly greedy
+
+
+def test_td_target_bootstraps_through_truncation_only():
+    target = td_target(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0]), torch.tensor([2.0, 2.0]), gamma=0.5)
+    torch.testing.assert_close(target, torch.tensor([2.0, 1.0]))
+
+
+def test_greedy_and_cql_terms_respect_legal_actions():
+    q = torch.tensor([[[5.0, 1.0, 2.0], [0.0, math.log(2.0), 100.0]]])  # [B=1, N=2, A=3]
+    avail = torch.tensor([[[False, True, True], [True, True, False]]])
+    assert greedy_legal(q, avail).tolist() == [[2, 1]]
+    # agent 0: log(e^1 + e^2) - Q(a=1); agent 1: log(1 + 2) - Q(a=0); the illegal 5 and 100 never count
+    actions = torch.tensor([[1, 0]])
+    expected = ((math.log(math.e + math.e ** 2) - 1.0) + (math.log(3.0) - 0.0)) / 2
+    assert local_cql_penalty(q, actions, avail).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_joint_cql_penalty_by_hand():
+    # K=2 sampled joint actions with Q_tot 0 and log 3: log((1 + 3) / 2) - Q_tot(data) = log 2 - 0.5
+    samples = torch.tensor([[0.0, math.log(3.0)]])
+    assert joint_cql_penalty(samples, torch.tensor([0.5])).item() == pytest.approx(math.log(2.0) - 0.5, rel=1e-6)
+    assert joint_cql_penalty(torch.full((1, 7), 2.0), torch.tensor([2.0])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sampled_joint_actions_are_legal_and_uniform():
+    avail = torch.tensor([[[True, False, True, True], [False, False, True, False]]])
+    samples = sample_legal_joint_actions(avail, (1, 2, 4), 30_000, torch.Generator().manual_seed(0))
+    assert samples.shape == (1, 30_000, 2)
+    assert avail[0, 0, samples[0, :, 0]].all() and (samples[0, :, 1] == 2).all()
+    share = torch.bincount(samples[0, :, 0], minlength=4).float() / 30_000
+    torch.testing.assert_close(share, torch.tensor([1 / 3, 0.0, 1 / 3, 1 / 3]), atol=0.015, rtol=0)
+
+
+def test_module_target_masks_the_next_action(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    dm.setup("fit")
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, mixer="vdn", double_q=False)
+    batch = dm.on_after_batch_transfer(dm.val_indices[:32], 0)
+    with torch.no_grad():  # make the illegal action the most valuable one everywhere
+        model.q_target.net[-1].bias.fill_(0.0)
+        model.q_target.net[-1].weight.fill_(0.0)
+        model.q_target.net[-1].bias[:] = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    next_avail = batch["next_avail_actions"].clone()
+    next_avail[..., 4] = False
+    batch["next_avail_actions"] = next_avail
+    q = model.q_values(batch["obs"])
+    q_data = q.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1).sum(-1)
+    best_legal = torch.where(next_avail[..., 3], 3.0, torch.where(next_avail[..., 2], 2.0, 1.0)).sum(-1)
+    target = batch["rewards"] + 0.99 * (1 - batch["terminals"]) * best_legal
+    torch.testing.assert_close(model.losses(batch)["td"], (q_data - target).square().detach())
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+def _gap(model: DiscreteMACQL, batch: dict) -> float:
+    """Mean Q of the dataset action minus mean Q of the other legal actions."""
+    q = model.q_values(batch["obs"]).detach()
+    data = torch.nn.functional.one_hot(batch["actions"], q.shape[-1]).bool()
+    others = batch["avail_actions"] & ~data
+    return float(q[data].mean() - q[others].mean())
+
+
+def test_fit_learns_acts_legally_and_reloads(discrete_dataset, tmp_path):
+    seed_everything(0, verbose=False)
+    dm = _dm(discrete_dataset, steps_per_epoch=300)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_alpha=0.0, lr=1e-3)
+    dm.setup("fit")
+    model.obs_norm.set_stats(dm.statistics["obs_mean"], dm.statistics["obs_std"])
+    model.state_norm.set_stats(dm.statistics["state_mean"], dm.statistics["state_std"])
+    batch = dm.on_after_batch_transfer(dm.val_indices, 0)
+    before = float(model.losses(batch)["td"].mean().detach())
+    trainer = _trainer(300)
+    trainer.fit(model, dm)
+    assert trainer.global_step == 300
+    after = float(model.losses(batch)["td"].mean())
+    assert after < 0.5 * before, (before, after)
+    actions = model.act(batch["obs"], batch["avail_actions"])
+    assert batch["avail_actions"].gather(-1, actions.unsqueeze(-1)).all()
+    explore = DiscreteMACQL.rollout_act(model, batch["obs"], batch["avail_actions"],
+                                        generator=torch.Generator().manual_seed(0))
+    assert batch["avail_actions"].gather(-1, explore.unsqueeze(-1)).all()
+    assert 0.02 < (explore != actions).float().mean() < 0.2  # epsilon 0.1, minus random picks of the greedy action
+    trainer.save_checkpoint(tmp_path / "macql.ckpt")
+    loaded = load_policy(tmp_path / "macql.ckpt")
+    assert isinstance(loaded, DiscreteMACQL)
+    assert torch.equal(loaded.act(batch["obs"], batch["avail_actions"]), actions)
+
+
+@pytest.mark.parametrize("cql_mode", ["joint", "local"])
+def test_cql_term_makes_dataset_actions_preferred(discrete_dataset, cql_mode):
+    gaps, penalties = {}, {}
+    for alpha in (0.0, 5.0):
+        seed_everything(0, verbose=False)
+        dm = _dm(discrete_dataset)
+        model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_alpha=alpha, cql_mode=cql_mode, lr=1e-3)
+        _trainer(200).fit(model, dm)
+        batch = dm.on_after_batch_transfer(dm.val_indices, 0)
+        gaps[alpha] = _gap(model, batch)
+        penalties[alpha] = float(model.losses(batch)["cql"].mean())
+    assert penalties[5.0] < penalties[0.0] - 0.1, penalties
+    assert gaps[5.0] > gaps[0.0] + (0.05 if cql_mode == "joint" else 0.3), gaps
+
+
+def test_refuses_continuous_data(continuous_dataset):
+    dm = _dm(continuous_dataset)
+    with pytest.raises(LogoError, match="DiscreteMACQL needs discrete actions"):
+        DiscreteMACQL(**linked_dims(dm))
+
+
+# ---- the policy on world-model rollouts --------------------------------------------------------
+
+class RecordBatches(Callback):
+    def __init__(self):
+        self.synthetic, self.uncertainty, self.sizes = [], [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.synthetic.append(int(batch["synthetic"].sum()))
+        self.sizes.append(len(batch["rewards"]))
+        if "uncertainty" in batch:
+            self.uncertainty.append(batch["uncertainty"][batch["synthetic"]].clone())
+
+
+@pytest.fixture(scope="module")
+def world_model_ckpt(discrete_dataset, tmp_path_factory) -> Path:
+    """Stage one: a small LOGO world model fitted a few steps, checkpointed by the Trainer."""
+    seed_everything(0, verbose=False)
+    dm = _dm(discrete_dataset, batch_size=128)
+    model = LogoWorldModel(**linked_dims(dm), hidden_sizes=[64, 64], latent_dim=32, lr=3e-3)
+    trainer = _trainer(150)
+    trainer.fit(model, dm)
+    path = tmp_path_factory.mktemp("wm") / "logo.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("sampling", ["weighted", "uniform", "penalty"])
+def test_two_stage_synthetic_rows_enter_batches(discrete_dataset, world_model_ckpt, sampling):
+    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), sampling=sampling, real_ratio=0.75,
+             rollout_every=20, rollout_batch=32, horizon=5, buffer_rollouts=2)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL)
+    record = RecordBatches()
+    trainer = _trainer(60, callbacks=[record])
+    trainer.fit(model, dm)
+    assert record.sizes == [64] * 60 and record.synthetic == [16] * 60  # real:synthetic exactly 48:16
+    buf = dm.synthetic.buffer
+    assert dm.synthetic.rounds == 3 and len(buf) <= 32 * 5 * 2
+    drawn = torch.cat(record.uncertainty)
+    assert (drawn > 0).all()
+    if sampling == "weighted":  # draws lean to the low-u end of the buffer
+        assert drawn.mean() < buf.uncertainty().mean()
+    # the world model stays out of the policy
+    assert not any(k.startswith(("model", "world")) for k in model.state_dict())
+    assert "world_model" not in model.hparams
+    optimised = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    assert not optimised & {id(p) for p in dm.synthetic.model.parameters()}
+
+
+def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_model_ckpt):
+    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), rollout_batch=16, horizon=3)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL)
+    _trainer(2).fit(model, dm)  # one rollout round with the policy
+    world = dm.synthetic.model
+    world.requires_grad_(True)  # even if someone unfroze it, the policy loss could not reach it
+    batch = dm.on_after_batch_transfer(dm.train_indices[:64], 0)  # trainer detached: real rows only
+    synthetic = dm.synthetic.sample(64)
+    batch = {k: torch.cat([batch[k], synthetic[k]]) for k in batch if k in synthetic}
+    parts = model.losses(batch)
+    (parts["td"].mean() + parts["cql"].mean()).backward()
+    assert all(p.grad is None for p in world.parameters())
+    assert any(p.grad is not None for p in model.parameters())
+
+
+def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
+    with pytest.raises(LogoError, match="data.horizon"):
+        _dm(discrete_dataset, world_model="x.ckpt", horizon=0)
+    with pytest.raises(LogoError, match="data.sampling"):
+        _dm(discrete_dataset, sampling="softmax")
+    dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"))
+    with pytest.raises(LogoError, match="missing.ckpt: no such file"):
+        dm.setup("fit")
+    dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"), sampling="none")
+    dm.setup("fit")  # real data only: the world model is not needed
+    assert dm.synthetic is None
