@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,9 @@ from tests.conftest import ROOT
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 COLLECT_CONFIGS = [c for c in CONFIGS if c.parent.name == "collect"]  # logo collect, not LightningCLI
 STACKED_CONFIGS = [c for c in CONFIGS if c.parent.name == "world_model"]  # stacked after a scenario config
-CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS]
+SAMPLING_CONFIGS = [c for c in CONFIGS if c.parent.name == "sampling"]  # stacked after a policy config
+PIPELINE_CONFIGS = [c for c in CONFIGS if "\nmethods:" in c.read_text()]  # logo pipeline, not LightningCLI
+CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + PIPELINE_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -96,6 +99,21 @@ def test_every_stacked_config_parses_on_top_of_a_scenario(config, capsys):
     assert f"class_path: logo.world_model.{model_class}" in printed
 
 
+@pytest.mark.parametrize("config", SAMPLING_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in SAMPLING_CONFIGS])
+def test_every_sampling_config_parses_on_top_of_a_policy(config, capsys):
+    printed = printed_config(["fit", "--config", str(ROOT / "configs/smax/3m/policy.yaml"),
+                              "--config", str(config)], capsys)
+    assert f"sampling: {config.stem}" in printed and "class_path: logo.policy.macql.DiscreteMACQL" in printed
+
+
+@pytest.mark.parametrize("config", PIPELINE_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in PIPELINE_CONFIGS])
+def test_every_pipeline_config_parses(config, capsys):
+    printed = printed_config(["pipeline", "--config", str(config)], capsys)
+    assert "methods:" in printed and "world_model:" in printed
+    for stage_config in re.findall(r"configs/[\w/.-]+\.yaml", config.read_text()):
+        assert (ROOT / stage_config).is_file(), stage_config
+
+
 @pytest.mark.parametrize("config", COLLECT_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in COLLECT_CONFIGS])
 def test_every_collect_config_parses(config, capsys):
     printed = printed_config(["collect", "--config", str(config)], capsys)
@@ -103,4 +121,4 @@ def test_every_collect_config_parses(config, capsys):
 
 
 def test_there_are_configs_to_parse():
-    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS, "configs/ holds no YAML"
+    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS and SAMPLING_CONFIGS and PIPELINE_CONFIGS

@@ -54,6 +54,8 @@ class DiscreteMACQL(OfflinePolicy):
         cql_alpha: weight of the conservative term (0: plain offline QMIX/VDN).
         cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled) or ``local`` (exact per-agent CQL).
         cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
+        cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
+            ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
         reward_scale: rewards are multiplied by this in the TD target.
         double_q: pick the next action with the online network (True) or the target network.
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
@@ -64,7 +66,8 @@ class DiscreteMACQL(OfflinePolicy):
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
-                 reward_scale: float = 1.0, double_q: bool = True, rollout_epsilon: float = 0.1):
+                 cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
+                 double_q: bool = True, rollout_epsilon: float = 0.1):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
@@ -116,7 +119,7 @@ class DiscreteMACQL(OfflinePolicy):
             next_value = self.mixer_target(next_q_target.gather(-1, next_actions.unsqueeze(-1)).squeeze(-1),
                                            self.state_norm(batch["next_state"]))  # [B]
             target = td_target(hp.reward_scale * batch["rewards"], batch["terminals"], next_value, hp.gamma)
-        out = {"td": (q_data - target).square(), "q_data": q_data.detach()}
+        out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data}
         avail = batch.get("avail_actions")
         if hp.cql_mode == "joint":
             samples = sample_legal_joint_actions(avail, tuple(q.shape), hp.cql_samples, device=q.device)
@@ -129,7 +132,9 @@ class DiscreteMACQL(OfflinePolicy):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         parts = self.losses(batch)
         td = self.log_split("td", parts["td"], batch)
-        cql = self.log_split("cql", parts["cql"], batch)
+        values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
+                                                 self.hparams.cql_synthetic)
+        cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", parts["q_data"], batch)
         loss = td + self.hparams.cql_alpha * cql
         self.log("train/loss", loss, prog_bar=True)

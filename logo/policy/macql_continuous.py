@@ -52,6 +52,8 @@ class ContinuousMACQL(OfflinePolicy):
         tau: Polyak rate of the target critic, per update.
         cql_alpha: weight of the CQL penalty in each critic's loss.
         cql_samples: uniform actions, and policy actions at o and at o' each, per transition for the penalty.
+        cql_synthetic: the CQL penalty on synthetic rows, whose "data" action is the policy's own rollout action:
+            ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
         reward_scale: factor on the dataset's rewards in the TD target.
         target_entropy: target entropy per agent; the joint target is ``n_agents`` times it (None: -action_size).
         init_entropy_alpha: initial entropy temperature alpha.
@@ -67,6 +69,7 @@ class ContinuousMACQL(OfflinePolicy):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), actor_lr: float = 1e-4, critic_lr: float = 3e-4,
                  gamma: float = 0.99, tau: float = 0.005, cql_alpha: float = 5.0, cql_samples: int = 10,
+                 cql_synthetic: Literal["push_down", "skip", "full"] = "push_down",
                  reward_scale: float = 1.0, target_entropy: float | None = None, init_entropy_alpha: float = 0.1,
                  learn_entropy_alpha: bool = True):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
@@ -147,7 +150,7 @@ class ContinuousMACQL(OfflinePolicy):
         cq1, cq2 = self.q_values(self.critic, state, torch.cat([random, pi_now, pi_next], dim=1))  # [B, 3K]
         cql = sum(cql_continuous_penalty(cq[:, :k], cq[:, k:], q, log_density_random, log_prob_policy)
                   for cq, q in ((cq1, q1), (cq2, q2)))
-        return {"td": td, "cql": cql, "q_data": q1.detach()}
+        return {"td": td, "cql": cql, "q_data": q1.detach(), "q_data_attached": q1 + q2}
 
     # ---- actor --------------------------------------------------------------------------------
 
@@ -168,7 +171,9 @@ class ContinuousMACQL(OfflinePolicy):
         weights = batch.get("weights")
         critic = self.critic_losses(batch)
         td = self.log_split("td", critic["td"], batch)
-        cql = self.log_split("cql", critic["cql"], batch)
+        values, weights = self.conservative_term(critic["cql"], critic["q_data_attached"], batch,
+                                                 self.hparams.cql_synthetic)
+        cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", critic["q_data"], batch)
         actor, log_prob = self.actor_loss(batch)
         actor = self.log_split("actor_loss", actor, batch)

@@ -48,9 +48,10 @@ def joint_cql_penalty(q_tot_samples: torch.Tensor, q_tot_data: torch.Tensor) -> 
     """MACQL's conservative term on the joint action, estimated from uniformly sampled legal joint actions.
 
     CQL(H) treats the joint action as one action: ``log sum_a exp Q_tot(s, a) - Q_tot(s, a_data)``.
-    The sum over all A^N joint actions is estimated with K uniform samples as
-    ``log mean_k exp Q_tot(s, a_k)``, which drops the constant ``log |legal joint actions|``
-    (no effect on gradients); the term is 0 when Q_tot is flat.
+    The sum over all A^N joint actions is estimated from the K sampled joint actions together with
+    the dataset's, as ``log mean exp`` over those K + 1 values. Keeping the dataset action in the
+    set keeps the term bounded below (by ``-log(K + 1)``) like the exact one, so it cannot be
+    lowered forever by inflating Q_tot(data); it is 0 when Q_tot is flat.
 
     Args:
         q_tot_samples: [B, K] Q_tot of the sampled joint actions.
@@ -58,7 +59,8 @@ def joint_cql_penalty(q_tot_samples: torch.Tensor, q_tot_data: torch.Tensor) -> 
     Returns:
         [B] per-transition penalty.
     """
-    return torch.logsumexp(q_tot_samples, dim=-1) - math.log(q_tot_samples.shape[-1]) - q_tot_data
+    values = torch.cat([q_tot_samples, q_tot_data.unsqueeze(-1)], dim=-1)  # [B, K + 1]
+    return torch.logsumexp(values, dim=-1) - math.log(values.shape[-1]) - q_tot_data
 
 
 def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:

@@ -80,11 +80,32 @@ class OfflinePolicy(ActingPolicy, LightningModule):
         """Actions used in world-model rollouts; by default the greedy ``act``."""
         return self.act(obs, avail_actions=avail_actions, state=state)
 
-    def log_split(self, name: str, values: torch.Tensor, batch: dict[str, Any], **kwargs: Any) -> torch.Tensor:
+    @staticmethod
+    def conservative_term(penalty: torch.Tensor, q_data: torch.Tensor, batch: dict[str, Any],
+                          synthetic_mode: Literal["push_down", "skip", "full"]
+                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-row CQL values [B] and their weights, with synthetic rows treated by ``synthetic_mode``.
+
+        ``penalty`` is CQL's ``push-down - Q(s, a_data)`` per row and ``q_data`` the (attached) Q of the
+        row's action. On a synthetic row that action is the policy's own rollout action, so pushing it
+        up would work against conservatism. ``push_down`` (COMBO-style, Yu et al. 2021) keeps only
+        the push-down part there (``penalty + q_data``); ``skip`` gives synthetic rows no CQL term;
+        ``full`` applies the real rows' term unchanged.
+        """
+        weights, synthetic = batch.get("weights"), batch.get("synthetic")
+        if synthetic is None or synthetic_mode == "full" or not bool(synthetic.any()):
+            return penalty, weights
+        if synthetic_mode == "skip":
+            real = (~synthetic).to(penalty.dtype)
+            return penalty, real if weights is None else weights * real
+        return torch.where(synthetic, penalty + q_data, penalty), weights
+
+    def log_split(self, name: str, values: torch.Tensor, batch: dict[str, Any], weights: torch.Tensor | None = None,
+                  **kwargs: Any) -> torch.Tensor:
         """Log the weighted mean of per-transition ``values`` [B] as ``train/{name}``, and its mean over the
         real and the synthetic rows as ``train/{name}_real`` / ``train/{name}_synthetic`` (when present).
-        Returns the weighted mean."""
-        weights = batch.get("weights")
+        ``weights`` default to the batch's. Returns the weighted mean."""
+        weights = batch.get("weights") if weights is None else weights
         mean = weighted_mean(values, weights)
         self.log(f"train/{name}", mean, **kwargs)
         synthetic = batch.get("synthetic")

@@ -64,10 +64,15 @@ def test_greedy_and_cql_terms_respect_legal_actions():
 
 
 def test_joint_cql_penalty_by_hand():
-    # K=2 sampled joint actions with Q_tot 0 and log 3: log((1 + 3) / 2) - Q_tot(data) = log 2 - 0.5
+    # K=2 sampled joint actions with Q_tot 0 and log 3, dataset action 0.5:
+    # log((e^0 + e^log3 + e^0.5) / 3) - 0.5
     samples = torch.tensor([[0.0, math.log(3.0)]])
-    assert joint_cql_penalty(samples, torch.tensor([0.5])).item() == pytest.approx(math.log(2.0) - 0.5, rel=1e-6)
+    expected = math.log((1.0 + 3.0 + math.exp(0.5)) / 3.0) - 0.5
+    assert joint_cql_penalty(samples, torch.tensor([0.5])).item() == pytest.approx(expected, rel=1e-6)
     assert joint_cql_penalty(torch.full((1, 7), 2.0), torch.tensor([2.0])).item() == pytest.approx(0.0, abs=1e-6)
+    # bounded below: inflating Q_tot(data) cannot push the term under -log(K + 1)
+    far = joint_cql_penalty(torch.zeros(1, 7), torch.tensor([50.0])).item()
+    assert far == pytest.approx(-math.log(8.0), rel=1e-6)
 
 
 def test_sampled_joint_actions_are_legal_and_uniform():
@@ -229,3 +234,14 @@ def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
     dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"), sampling="none")
     dm.setup("fit")  # real data only: the world model is not needed
     assert dm.synthetic is None
+
+
+def test_cql_term_on_synthetic_rows():
+    penalty, q_data = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, 0.5, 0.5, 0.5])
+    batch = {"weights": torch.ones(4), "synthetic": torch.tensor([False, False, True, True])}
+    values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "push_down")
+    torch.testing.assert_close(values, torch.tensor([1.0, 2.0, 3.5, 4.5]))  # no -Q(data) on synthetic rows
+    values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "skip")
+    torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
+    values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
+    torch.testing.assert_close(values, penalty)

@@ -1,0 +1,259 @@
+"""``logo pipeline``: the whole LOGO chain in one command, through the same code paths as the single stages.
+
+1. ``logo collect`` the dataset named by ``collect`` (skipped when the dataset already exists);
+2. ``logo fit`` the world model (stage one);
+3. ``logo fit`` the baselines and LOGO+MACQL on that dataset (BC, MACQL on real data only, LOGO+MACQL
+   rolling the policy out in the stage-one checkpoint);
+4. evaluate every trained policy, a uniformly random policy and (from the dataset) the behaviour
+   policy on the same fixed environment seeds, print a table and write it as ``results.json`` in
+   the run folder, whose path is printed last.
+
+Each fit is ``LogoCLI(["fit", "--config", ...])`` with the stage's configs and overrides, so
+anything the pipeline does can be repeated stage by stage with ``logo fit``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from logo import __version__
+from logo.errors import LogoError
+
+
+@dataclass
+class Stage:
+    """One ``logo fit`` of the pipeline.
+
+    Args:
+        config: YAML config(s), stacked in order (as repeated ``--config``).
+        overrides: dotted keys and values appended as ``--key value`` (e.g. ``trainer.max_epochs: 4``).
+    """
+
+    config: list[str]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Method:
+    """A policy to train and report: a stage plus the table's name for it."""
+
+    name: str
+    stage: Stage
+    uses_world_model: bool = False
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return "null" if value is None else str(value)
+
+
+def fit_stage(stage: Stage, run_dir: Path, dataset: str, seed: int, extra: dict[str, Any] | None = None):
+    """``logo fit`` one stage into ``run_dir``; returns the LightningCLI object (trainer, model, datamodule)."""
+    from logo.cli import LogoCLI
+
+    args = ["fit"]
+    for config in stage.config:
+        args += ["--config", config]
+    settings = {"seed_everything": seed, "data.init_args.path": dataset, "trainer.default_root_dir": str(run_dir),
+                "trainer.logger.init_args.save_dir": str(run_dir), "trainer.enable_progress_bar": False,
+                **stage.overrides, **(extra or {})}
+    for key, value in settings.items():
+        args += [f"--{key}", _cli_value(value)]
+    return LogoCLI(args=args)
+
+
+def checkpoint_of(cli) -> str:
+    """The checkpoint a finished fit selected (the monitored best), else its last one."""
+    callback = cli.trainer.checkpoint_callback
+    path = (callback.best_model_path or callback.last_model_path) if callback is not None else ""
+    if not path:
+        raise LogoError("the world-model stage wrote no checkpoint: keep a ModelCheckpoint in its config")
+    return path
+
+
+def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[Method],
+                 out: str = "runs/pipeline", collect_overrides: dict[str, Any] | None = None,
+                 eval_episodes: int = 32, eval_seed: int = 10_000, eval_num_envs: int = 8, seed: int = 0) -> Path:
+    """Run the chain (see the module docstring) and return the path of ``results.json``.
+
+    Args:
+        collect: ``logo collect`` config that generates the dataset when it does not exist.
+        dataset: path of the dataset (collected there if absent; an existing one is reused).
+        world_model: the world-model stage.
+        methods: the policies to train, in table order.
+        out: parent folder of the run folders (one timestamped folder per pipeline run).
+        collect_overrides: values replacing the collect config's (e.g. ``episodes``).
+        eval_episodes: evaluation episodes per policy, on seeds ``eval_seed ..``; the same seeds for every row.
+        eval_seed: first evaluation seed (apart from the seeds used for checkpoint selection during fit).
+        eval_num_envs: environment copies stepped together in the final evaluation.
+        seed: ``seed_everything`` of every fit.
+    """
+    started = time.perf_counter()
+    run_dir = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=False)
+    timings: dict[str, float] = {}
+
+    clock = time.perf_counter()
+    collected = ensure_dataset(collect, dataset, collect_overrides or {})
+    timings["collect"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    wm_cli = fit_stage(world_model, run_dir / "world_model", dataset, seed)
+    wm_checkpoint = checkpoint_of(wm_cli)
+    timings["world_model"] = time.perf_counter() - clock
+    print(f"[pipeline] world model: {wm_checkpoint}", flush=True)
+
+    policies = {}
+    for method in methods:
+        clock = time.perf_counter()
+        extra = {"data.init_args.world_model": wm_checkpoint} if method.uses_world_model else {}
+        cli = fit_stage(method.stage, run_dir / _slug(method.name), dataset, seed, extra)
+        policies[method.name] = (cli.model, cli.trainer.global_step)
+        timings[method.name] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    rows, reference = evaluate_rows(dataset, policies, eval_episodes, eval_seed, eval_num_envs, seed)
+    timings["evaluation"] = time.perf_counter() - clock
+    for row in rows:
+        row["fit_seconds"] = round(timings.get(row["method"], 0.0), 1)
+    results = {
+        "rows": rows, "reference_returns": reference, "dataset": dataset, "dataset_collected": collected,
+        "world_model_checkpoint": wm_checkpoint, "evaluation": {"episodes": eval_episodes, "first_seed": eval_seed},
+        "seed": seed, "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
+        "total_seconds": round(time.perf_counter() - started, 1), "logo_version": __version__,
+        "git_revision": _git_revision(), "torch": torch.__version__, "machine": platform.platform(),
+        "world_model_stage": world_model.__dict__, "methods": [
+            {"name": m.name, "uses_world_model": m.uses_world_model, **m.stage.__dict__} for m in methods]}
+    path = run_dir / "results.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(format_table(rows, results["total_seconds"]), flush=True)
+    print(path, flush=True)
+    return path
+
+
+def ensure_dataset(collect_config: str, dataset: str, overrides: dict[str, Any]) -> bool:
+    """Collect the dataset with ``collect_config`` (+ overrides) unless it exists; returns whether it collected."""
+    from logo.data.validate import open_dataset
+    from logo.envs.collect import collect
+
+    if Path(dataset).exists():
+        open_dataset(dataset)  # a clear error if the folder is not a logo dataset
+        print(f"[pipeline] dataset {dataset} exists: using it", flush=True)
+        return False
+    try:
+        options = yaml.safe_load(Path(collect_config).read_text()) or {}
+    except FileNotFoundError as exc:
+        raise LogoError(f"collect: config {collect_config}: no such file") from exc
+    options = {**options, **overrides, "out": dataset, "progress": False}
+    print(f"[pipeline] collecting {dataset} ({options.get('episodes')} episodes of {options.get('env')}/"
+          f"{options.get('scenario')})", flush=True)
+    collect(**options)
+    return True
+
+
+def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: int, first_seed: int,
+                  num_envs: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
+    """One row per method: random and behaviour references, then every trained policy, same env seeds."""
+    from logo.data.reader import OfflineDataset
+    from logo.envs import make_env
+    from logo.envs.evaluate import dataset_env_target, evaluate_policy, normalized_score
+    from logo.envs.policies import RandomPolicy
+    from logo.policy.checkpoint import CheckpointPolicy
+
+    data = OfflineDataset.load(dataset)
+    family, scenario, options, reference = dataset_env_target(data.spec)
+    env = make_env(family, scenario, num_envs=min(num_envs, episodes), **options)
+    rows = []
+
+    def row(method: str, returns: np.ndarray, wins: np.ndarray | None, updates: int | None, source: str) -> None:
+        entry = {"method": method, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                 "episodes": int(len(returns)), "updates": updates, "source": source}
+        if wins is not None:
+            entry["win_rate"] = float(np.mean(wins))
+        if reference:
+            entry["normalized_score"] = normalized_score(entry["return_mean"], reference["random"],
+                                                         reference["expert"])
+        rows.append(entry)
+
+    try:
+        result = evaluate_policy(env, RandomPolicy(env.spec, seed), episodes, first_seed)
+        row("random", result.returns, result.wins, None, "uniform random legal actions, evaluated")
+        returns = data.episode_returns()
+        row("behaviour", returns, None, None,
+            f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
+        for name, (module, updates) in policies.items():
+            module = module.cpu().eval()
+            result = evaluate_policy(env, CheckpointPolicy(module, env.spec), episodes, first_seed)
+            row(name, result.returns, result.wins, updates, "final weights, evaluated")
+    finally:
+        env.close()
+    return rows, reference
+
+
+def format_table(rows: list[dict[str, Any]], total_seconds: float) -> str:
+    """The results as an aligned text table."""
+    has_score = any("normalized_score" in r for r in rows)
+    has_wins = any("win_rate" in r for r in rows)
+    header = ["method", "return", "episodes", "updates"] + (["normalised"] if has_score else []) \
+        + (["win rate"] if has_wins else []) + ["fit s"]
+    lines = []
+    for r in rows:
+        line = [r["method"], f"{r['return_mean']:.2f} ± {r['return_std']:.2f}", str(r["episodes"]),
+                "" if r["updates"] is None else str(r["updates"])]
+        if has_score:
+            line.append(f"{r['normalized_score']:.1f}" if "normalized_score" in r else "")
+        if has_wins:
+            line.append(f"{r['win_rate']:.2f}" if "win_rate" in r else "")
+        line.append(f"{r['fit_seconds']:.0f}" if r.get("fit_seconds") else "")
+        lines.append(line)
+    widths = [max(len(header[i]), *(len(line[i]) for line in lines)) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*line) for line in lines]
+    return "\n".join(out) + f"\n(total {total_seconds:.0f} s)"
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def _git_revision() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="logo pipeline", description="Collect (if absent), fit the world model, fit "
+                            "BC / MACQL / LOGO+MACQL, evaluate, and write results.json (see docs/policy.md).")
+    parser.add_argument("--config", action=ActionConfigFile, help="pipeline YAML, e.g. configs/quickstart.yaml")
+    parser.add_function_arguments(run_pipeline, fail_untyped=True)
+    return parser
+
+
+def main(args: list[str] | None = None) -> int:
+    cfg = build_parser().parse_args(args)
+    # the stages run LightningCLI with explicit args from inside this command: keep its chatter out of the table
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    init = build_parser().instantiate_classes(cfg)
+    run_pipeline(**{k: v for k, v in init.items() if k != "config"})
+    return 0
