@@ -90,6 +90,7 @@ def checkpoint_of(cli) -> str:
 
 def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[Method],
                  out: str = "runs/pipeline", collect_overrides: dict[str, Any] | None = None,
+                 world_model_checkpoint: str | None = None,
                  eval_episodes: int = 32, eval_seed: int = 10_000, eval_num_envs: int = 8, seed: int = 0) -> Path:
     """Run the chain (see the module docstring) and return the path of ``results.json``.
 
@@ -100,6 +101,7 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
         methods: the policies to train, in table order.
         out: parent folder of the run folders (one timestamped folder per pipeline run).
         collect_overrides: values replacing the collect config's (e.g. ``episodes``).
+        world_model_checkpoint: an existing world-model checkpoint to use instead of fitting stage one.
         eval_episodes: evaluation episodes per policy, on seeds ``eval_seed ..``; the same seeds for every row.
         eval_seed: first evaluation seed (apart from the seeds used for checkpoint selection during fit).
         eval_num_envs: environment copies stepped together in the final evaluation.
@@ -115,8 +117,12 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
     timings["collect"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    wm_cli = fit_stage(world_model, run_dir / "world_model", dataset, seed)
-    wm_checkpoint = checkpoint_of(wm_cli)
+    if world_model_checkpoint is None:
+        wm_checkpoint = checkpoint_of(fit_stage(world_model, run_dir / "world_model", dataset, seed))
+    elif not Path(world_model_checkpoint).is_file():
+        raise LogoError(f"world_model_checkpoint: {world_model_checkpoint}: no such file")
+    else:
+        wm_checkpoint = world_model_checkpoint
     timings["world_model"] = time.perf_counter() - clock
     print(f"[pipeline] world model: {wm_checkpoint}", flush=True)
 

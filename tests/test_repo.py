@@ -24,7 +24,7 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_lint_passes():
-    result = subprocess.run([_tool("ruff"), "check", "logo", "tests"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([_tool("ruff"), "check", "logo", "tests", "benchmarks", "notebooks"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -68,3 +68,10 @@ def test_data_loading_benchmark_runs_on_a_tiny_dataset():
                              "--disk_batches", "1", "--memory_batches", "3"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "| memory / zarr ratio |" in result.stdout and "transitions=500" in result.stdout
+
+
+def test_readme_main_job_is_the_quickstart_pipeline():
+    readme = (ROOT / "README.md").read_text()
+    main_job = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)[0]
+    assert "logo pipeline --config configs/quickstart.yaml" in main_job
+    assert (ROOT / "configs/quickstart.yaml").is_file()

@@ -124,12 +124,16 @@ class SyntheticBuffer:
             return 0.0
         return float(w.sum() ** 2 / (len(w) * w.square().sum()))
 
+    def refresh(self) -> None:
+        """Rebuild the cumulative weights the weighted draws search (done lazily after every ``add``)."""
+        self._cdf = torch.cumsum(self.weights().double(), 0) if self.mode == "weighted" and self.size else None
+
     def _indices(self, n: int) -> torch.Tensor:
         device = self.device
         if self.mode != "weighted":
             return torch.randint(self.size, (n,), generator=self.generator, device=device)
         if self._cdf is None:
-            self._cdf = torch.cumsum(self.weights().double(), 0)
+            self.refresh()
         draws = torch.rand(n, generator=self.generator, device=device, dtype=torch.float64) * self._cdf[-1]
         return torch.searchsorted(self._cdf, draws, right=True).clamp_(max=self.size - 1)
 
