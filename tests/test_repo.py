@@ -24,7 +24,8 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_lint_passes():
-    result = subprocess.run([_tool("ruff"), "check", "logo", "tests", "benchmarks", "notebooks"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([_tool("ruff"), "check", "logo", "tests", "benchmarks", "notebooks"], cwd=ROOT,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
