@@ -245,3 +245,21 @@ def test_cql_term_on_synthetic_rows():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
     torch.testing.assert_close(values, penalty)
+
+
+@pytest.mark.parametrize("world_model", ["DirectWorldModel", "EnsembleWorldModel"])
+def test_baseline_world_models_feed_rollouts_with_their_own_uncertainty(discrete_dataset, world_model, tmp_path):
+    from logo import world_model as models
+
+    seed_everything(0, verbose=False)
+    dm = _dm(discrete_dataset, batch_size=128)
+    small = {"DirectWorldModel": {"width": 64}, "EnsembleWorldModel": {"ensemble_size": 3, "elites": 2,
+                                                                       "hidden_sizes": [32, 32]}}[world_model]
+    trainer = _trainer(60)
+    trainer.fit(getattr(models, world_model)(**linked_dims(dm), **small), dm)
+    trainer.save_checkpoint(tmp_path / "wm.ckpt")
+    dm = _dm(discrete_dataset, world_model=str(tmp_path / "wm.ckpt"), rollout_batch=32, horizon=4)
+    record = RecordBatches()
+    _trainer(5, callbacks=[record]).fit(DiscreteMACQL(**linked_dims(dm), **SMALL), dm)
+    assert type(dm.synthetic.model).__name__ == world_model
+    assert record.synthetic == [32] * 5 and bool((torch.cat(record.uncertainty) > 0).all())
