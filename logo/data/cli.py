@@ -1,4 +1,4 @@
-"""``logo data ...``: dataset tools (summary, validation, a synthetic smoke-test dataset)."""
+"""``logo data ...``: dataset tools (summary, validation, environment check, merge, a synthetic smoke-test dataset)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from jsonargparse import ArgumentParser
 
+from logo.data.check import check_dataset
 from logo.data.merge import merge_datasets
 from logo.data.reader import OfflineDataset
 from logo.data.synthetic import generate_synthetic_dataset
@@ -77,6 +78,17 @@ def validate(path: str) -> int:
     return 0
 
 
+def check(path: str, env: str | None, scenario: str | None, env_options: dict | None) -> int:
+    target, problems = check_dataset(path, env, scenario, env_options)
+    if problems:
+        print(f"{path} does not fit {target}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: fits {target}")
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="logo data", description="Dataset tools for logo's zarr format.")
     commands = parser.add_subcommands(dest="command")
@@ -89,6 +101,15 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(description="Check a dataset; exit 0 if valid, 1 with every problem listed otherwise.")
     p.add_argument("path", type=str, help="dataset folder (.zarr)")
     commands.add_subcommand("validate", p, help="Validate a dataset")
+
+    p = ArgumentParser(description="Compare a dataset's dims, action kind and action count with an environment's; "
+                                   "exit 0 if they match, 1 naming every difference otherwise.")
+    p.add_argument("path", type=str, help="dataset folder (.zarr)")
+    p.add_argument("--env", type=str, default=None, help="environment family (default: the dataset's)")
+    p.add_argument("--scenario", type=str, default=None, help="scenario (default: the dataset's)")
+    p.add_argument("--env_options", type=dict | None, default=None,
+                   help="family options, e.g. '{\"continuous_actions\": true}' (default: the dataset's)")
+    commands.add_subcommand("check", p, help="Check a dataset against an environment")
 
     p = ArgumentParser(description="Combine datasets of one scenario, e.g. the mixed tier from medium and expert.")
     p.add_argument("paths", type=str, nargs="+", help="two or more dataset folders (.zarr)")
@@ -118,6 +139,8 @@ def main(args: list[str] | None = None) -> int:
         return info(sub.path, sub.json)
     if cfg.command == "validate":
         return validate(sub.path)
+    if cfg.command == "check":
+        return check(sub.path, sub.env, sub.scenario, sub.env_options)
     if cfg.command == "merge":
         print(f"wrote {merge_datasets(sub.paths, sub.out, sub.quality, sub.overwrite)}")
         return 0
