@@ -42,7 +42,7 @@ def test_matching_dims_and_continuous_bounds():
                                                      "continuous"]
 
 
-def test_cli_check_against_a_real_environment(tmp_path, capsys):
+def test_cli_check_against_a_real_environment(tmp_path, capfd):
     pytest.importorskip("mpe2", reason="needs the 'mpe' extra")
     pytest.importorskip("jaxmarl", reason="needs the 'smax' extra")
     from logo.envs.collect import collect
@@ -51,8 +51,8 @@ def test_cli_check_against_a_real_environment(tmp_path, capsys):
     collect(env="mpe", scenario="simple_spread_v3", behaviour="random", quality="random", out=str(data),
             episodes=2, progress=False)
     assert main(["data", "check", str(data)]) == 0
-    assert "fits mpe/simple_spread_v3" in capsys.readouterr().out
+    assert "fits mpe/simple_spread_v3" in capfd.readouterr().out
     assert main(["data", "check", str(data), "--env", "smax", "--scenario", "3m"]) == 1
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "observations: dataset 18 per agent, SMAX 3m gives 75" in err
     assert "recorded on MPE (simple_spread_v3) and cannot be evaluated in SMAX 3m" in err
