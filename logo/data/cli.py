@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from logo.data.check import check_dataset
+from logo.data.importers import FORMATS, import_dataset
 from logo.data.merge import merge_datasets
 from logo.data.reader import OfflineDataset
 from logo.data.synthetic import generate_synthetic_dataset
@@ -78,6 +81,25 @@ def validate(path: str) -> int:
     return 0
 
 
+def import_command(sub) -> int:
+    module = importlib.import_module(FORMATS[sub.format])
+    accepted = inspect.signature(module.read).parameters
+    options = {k: v for k, v in sub.items() if k in accepted and k != "src" and v is not None}
+    given = {k for k, v in sub.items() if v is not None and k not in ("format", "src", "out", "overwrite",
+                                                                      "no_progress") and v is not False}
+    ignored = sorted(given - set(accepted))
+    if ignored:
+        print(f"note: {', '.join('--' + k for k in ignored)} not used by the {sub.format} importer", file=sys.stderr)
+    path, source = import_dataset(sub.format, sub.src, sub.out, overwrite=sub.overwrite,
+                                  progress=not sub.no_progress, **options)
+    for line in source.mapping:
+        print(f"  {line}")
+    data = OfflineDataset.load(path)
+    print(f"wrote {path}: {data.n_transitions} transitions, {data.n_episodes} episodes, validated "
+          f"({source.spec.env_family}/{source.spec.scenario}, {source.spec.quality})")
+    return 0
+
+
 def check(path: str, env: str | None, scenario: str | None, env_options: dict | None) -> int:
     target, problems = check_dataset(path, env, scenario, env_options)
     if problems:
@@ -101,6 +123,25 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(description="Check a dataset; exit 0 if valid, 1 with every problem listed otherwise.")
     p.add_argument("path", type=str, help="dataset folder (.zarr)")
     commands.add_subcommand("validate", p, help="Validate a dataset")
+
+    p = ArgumentParser(description="Convert a published dataset (og-marl vault, CFCQL HDF5, OMIGA HDF5, OMAR npy) "
+                                   "to a validated logo dataset; see docs/importers.md for each mapping.")
+    p.add_argument("format", type=str, choices=list(FORMATS), help="source format")
+    p.add_argument("src", type=str, help="source: vault <uid> or .vlt folder, .h5/.hdf5 file, or OMAR seed folder")
+    p.add_argument("--out", type=str, required=True, help="target dataset folder (.zarr), written atomically")
+    p.add_argument("--env", type=str, default=None, help="logo env family (default: from the source)")
+    p.add_argument("--scenario", type=str, default=None, help="scenario name (default: from the source)")
+    p.add_argument("--quality", type=str, default=None, help="quality label (default: from the source)")
+    p.add_argument("--uid", type=str, default=None, help="og-marl: which vault of a .vlt folder")
+    p.add_argument("--team_reward", type=str, default=None, choices=["mean", "sum", "agent0"],
+                   help="og-marl / OMAR: how per-agent rewards become the team reward")
+    p.add_argument("--episode_limit", type=int, default=None,
+                   help="og-marl / OMIGA: episodes ending at exactly this length count as truncated")
+    p.add_argument("--episode_length", type=int, default=None, help="OMAR: fixed episode length of MPE data")
+    p.add_argument("--agents", type=list[int] | None, default=None, help="OMAR: agent indices to keep, e.g. [0,1,2]")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    commands.add_subcommand("import", p, help="Import a published dataset")
 
     p = ArgumentParser(description="Compare a dataset's dims, action kind and action count with an environment's; "
                                    "exit 0 if they match, 1 naming every difference otherwise.")
@@ -139,6 +180,8 @@ def main(args: list[str] | None = None) -> int:
         return info(sub.path, sub.json)
     if cfg.command == "validate":
         return validate(sub.path)
+    if cfg.command == "import":
+        return import_command(sub)
     if cfg.command == "check":
         return check(sub.path, sub.env, sub.scenario, sub.env_options)
     if cfg.command == "merge":
