@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from logo.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, collect_small
 
 FAMILIES = {  # family: (scenario, config folder, package, collect options)
     "mpe": ("simple_spread_v3", "configs/mpe/simple_spread_v3", "mpe2", {"behaviour": "scripted", "epsilon": 0.5,
@@ -23,14 +23,8 @@ EVALUATION = [{"class_path": "EnvEvaluation", "init_args": {"episodes": 2, "num_
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def family_dataset(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    scenario, _, package, options = FAMILIES[family]
-    pytest.importorskip(package, reason=f"needs the '{family}' extra")
-    from logo.envs.collect import collect
-
-    out = tmp_path_factory.mktemp(family) / "data.zarr"
-    collect(env=family, scenario=scenario, quality="medium", out=str(out), seed=0, progress=False, **options)
-    return family, out
+    scenario, _, package, options = FAMILIES[request.param]
+    return request.param, collect_small(request.param, scenario, package, options, tmp_path_factory)
 
 
 def test_policy_config_fits_on_world_model_rollouts_and_evaluates(family_dataset, tmp_path):

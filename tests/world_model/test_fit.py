@@ -9,7 +9,7 @@ import pytest
 
 from logo.cli import main
 from logo.world_model import load_world_model
-from tests.conftest import ROOT
+from tests.conftest import ROOT, collect_small
 
 STACKS = {"LogoWorldModel": [], "DirectWorldModel": ["--config", str(ROOT / "configs/world_model/direct.yaml")],
           "EnsembleWorldModel": ["--config", str(ROOT / "configs/world_model/ensemble.yaml")]}
@@ -33,14 +33,8 @@ def test_fast_dev_run_of_each_world_model_config(model, discrete_dataset, tmp_pa
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def family_dataset(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    scenario, _, package, options = FAMILIES[family]
-    pytest.importorskip(package, reason=f"needs the '{family}' extra")
-    from logo.envs.collect import collect
-
-    out = tmp_path_factory.mktemp(family) / "data.zarr"
-    collect(env=family, scenario=scenario, quality="medium", out=str(out), seed=0, progress=False, **options)
-    return family, out
+    scenario, _, package, options = FAMILIES[request.param]
+    return request.param, collect_small(request.param, scenario, package, options, tmp_path_factory)
 
 
 @pytest.mark.parametrize("model", STACKS)
