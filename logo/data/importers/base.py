@@ -126,3 +126,18 @@ def write_episodes(out: str | Path, spec: DatasetSpec, episodes: Iterator[Episod
     if bar is not None:
         bar.close()
     return path
+
+
+def open_hdf5(src: Path, fmt: str) -> Any:
+    """Open ``src`` read-only with h5py; a missing h5py, a folder or a non-HDF5 file give clear errors."""
+    try:
+        import h5py
+    except ImportError as exc:
+        raise LogoError(f"the '{fmt}' importer needs the Python package 'h5py', which is not installed; "
+                        "install it with: pip install 'logo[hdf5]'") from exc
+    if src.is_dir():
+        raise ImportFormatError(f"{src}: expected an HDF5 file, got a folder")
+    try:
+        return h5py.File(src, "r")
+    except OSError as exc:
+        raise ImportFormatError(f"{src}: not a readable HDF5 file ({exc})") from exc

@@ -24,29 +24,20 @@ from typing import Any
 
 import numpy as np
 
-from logo.data.importers.base import Episode, ImportFormatError, ImportSource, require_keys, require_shape
+from logo.data.importers.base import (
+    Episode,
+    ImportFormatError,
+    ImportSource,
+    open_hdf5,
+    require_keys,
+    require_shape,
+)
 from logo.data.schema import DatasetSpec
-from logo.errors import LogoError
 
 # CFCQL's file-name suffixes, longest first so that "medium_replay" wins over "replay"; value: logo's label
 QUALITIES = {"medium_replay": "medium-replay", "expert": "expert", "medium": "medium", "mixed": "mixed"}
 STEP_KEYS = ("state", "obs", "avail_actions", "reward", "terminated", "filled")
 DROPPED_KEYS = ("probs", "actions_onehot")
-
-
-def open_hdf5(src: Path, fmt: str) -> Any:
-    """Open ``src`` read-only with h5py; a missing h5py, a folder or a non-HDF5 file give clear errors."""
-    try:
-        import h5py
-    except ImportError as exc:
-        raise LogoError(f"the '{fmt}' importer needs the Python package 'h5py', which is not installed; "
-                        "install it with: pip install 'logo[hdf5]'") from exc
-    if src.is_dir():
-        raise ImportFormatError(f"{src}: expected an HDF5 file, got a folder")
-    try:
-        return h5py.File(src, "r")
-    except OSError as exc:
-        raise ImportFormatError(f"{src}: not a readable HDF5 file ({exc})") from exc
 
 
 def scenario_and_quality(path: str | Path) -> tuple[str, str]:

@@ -29,10 +29,10 @@ from logo.data.importers.base import (
     ImportFormatError,
     ImportSource,
     episode_slices,
+    open_hdf5,
     require_keys,
     require_shape,
 )
-from logo.data.importers.cfcql import open_hdf5
 from logo.data.schema import DatasetSpec
 
 # file-name suffixes, longest first; value: logo's label

@@ -250,3 +250,16 @@ def test_imported_dataset_trains_bc(source, tmp_path):
                       accelerator="cpu", enable_model_summary=False)
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 5
+
+
+def test_cli_import_validate_and_fit(source, tmp_path, capfd):
+    from logo.cli import main
+    from tests.conftest import ROOT
+
+    out = tmp_path / "cli.zarr"
+    assert main(["data", "import", "cfcql", str(source), "--out", str(out), "--no_progress"]) == 0
+    assert "validated" in capfd.readouterr().out
+    assert main(["data", "validate", str(out)]) == 0
+    assert main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--data.init_args.path", str(out),
+                 "--data.init_args.val_fraction", "0.25", "--trainer.fast_dev_run", "true",
+                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0

@@ -253,3 +253,16 @@ def test_bc_fits_on_imported_dataset(tmp_path):
                                 accelerator="cpu")
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 5
+
+
+def test_cli_import_validate_and_fit(tmp_path, capfd):
+    from logo.cli import main
+    from tests.conftest import ROOT
+
+    src, out = spread_source(tmp_path), tmp_path / "cli.zarr"
+    assert main(["data", "import", "omar", str(src), "--out", str(out), "--no_progress"]) == 0
+    assert "validated (mpe/simple_spread_v3, medium)" in capfd.readouterr().out
+    assert main(["data", "validate", str(out)]) == 0
+    assert main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--data.init_args.path", str(out),
+                 "--data.init_args.val_fraction", "0.25", "--trainer.fast_dev_run", "true",
+                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
