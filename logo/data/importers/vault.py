@@ -107,7 +107,7 @@ def read_arrays(uid_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def read(src: Path, uid: str | None = None, env: str | None = None, scenario: str | None = None,
-         quality: str | None = None, team_reward: Literal["mean", "sum", "agent0"] = "mean",
+         quality: str | None = None, team_reward: Literal["agent0", "mean", "sum"] = "agent0",
          episode_limit: int | None = None) -> ImportSource:
     """Open an og-marl vault (see the module docstring) as an :class:`ImportSource`.
 
@@ -117,8 +117,9 @@ def read(src: Path, uid: str | None = None, env: str | None = None, scenario: st
         env: logo env family; default from the path (``smac_v1`` -> smac, ``mamujoco``, ``mpe``).
         scenario: scenario name; default the ``.vlt`` folder's stem.
         quality: quality label; default the uid, lower-cased.
-        team_reward: how per-agent rewards become the team reward: ``mean`` (og-marl's training
-            code; equal to agent 0's for team-reward data), ``sum`` or ``agent0`` (og-marl's return tools).
+        team_reward: how per-agent rewards become the team reward: ``agent0`` (default: as og-marl computes
+            episode returns, ``calculate_returns``), ``mean`` (og-marl's training code; the same number for
+            team-reward data, where every agent gets the team reward) or ``sum``.
         episode_limit: the scenario's time limit; an episode that ends by termination flags at exactly
             this length is counted as truncated (og-marl's SMAC vaults flag time-limit ends as terminals).
     """

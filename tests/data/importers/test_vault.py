@@ -142,6 +142,20 @@ def test_continuous_vault_without_legals_with_per_agent_state_and_padded_obs(tmp
     assert any("clipped" in line for line in source.mapping)
 
 
+def test_actions_with_a_trailing_axis_and_per_agent_rewards(tmp_path):
+    leaves = smac_like(t_ends=(4, 9), tail=0)
+    leaves[("actions",)] = leaves[("actions",)][..., None]  # [T, N, 1], seen in the wild
+    leaves[("rewards",)] = np.random.default_rng(3).normal(size=(10, 3)).astype(np.float32)
+    uid = write_vault(tmp_path / "smac_v1/3m.vlt/Good", leaves)
+    out, source = import_dataset("og-marl", uid, tmp_path / "d.zarr", progress=False)
+    data = OfflineDataset.load(out)
+    np.testing.assert_array_equal(data.arrays["actions"], leaves[("actions",)][..., 0])
+    np.testing.assert_array_equal(data.arrays["rewards"], leaves[("rewards",)][:, 0])  # agent 0, as og-marl returns
+    np.testing.assert_array_equal(data.arrays["agent_rewards"], leaves[("rewards",)])
+    assert any("team reward = agent0" in line and "agents receive different rewards" in line
+               for line in source.mapping)
+
+
 def test_corrupt_vaults_fail_clearly_and_write_nothing(tmp_path):
     leaves = smac_like()
     del leaves[("rewards",)]
