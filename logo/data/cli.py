@@ -136,7 +136,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--team_reward", type=str, default=None, choices=["mean", "sum", "agent0"],
                    help="og-marl / OMAR: how per-agent rewards become the team reward")
     p.add_argument("--episode_limit", type=int, default=None,
-                   help="og-marl / OMIGA: episodes ending at exactly this length count as truncated")
+                   help="og-marl / OMIGA (MaMuJoCo and SMAC): episodes ending at exactly this length "
+                        "count as truncated")
     p.add_argument("--episode_length", type=int, default=None, help="OMAR: fixed episode length of MPE data")
     p.add_argument("--agents", type=list[int] | None, default=None, help="OMAR: agent indices to keep, e.g. [0,1,2]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --out")
