@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning
 import numpy as np
 import pytest
 import torch
 
-import logo.policy
-from logo.data import OfflineMARLDataModule
 from logo.data.importers import ImportFormatError, import_dataset
 from logo.data.reader import OfflineDataset, gather_transitions
-from logo.data.schema import linked_dims
 from logo.data.validate import validate_dataset
 
 
@@ -245,24 +241,6 @@ def test_not_a_folder_and_unknown_env(tmp_path):
     assert OfflineDataset.load(out).spec.quality == "expert"
 
 
-def test_bc_fits_on_imported_dataset(tmp_path):
-    out, _ = import_dataset("omar", spread_source(tmp_path / "omar"), tmp_path / "spread.zarr", progress=False)
-    dm = OfflineMARLDataModule(str(out), batch_size=16, steps_per_epoch=5, val_fraction=0.25)
-    model = logo.policy.BCPolicy(**linked_dims(dm))
-    trainer = lightning.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                accelerator="cpu")
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == 5
-
-
-def test_cli_import_validate_and_fit(tmp_path, capfd):
-    from logo.cli import main
-    from tests.conftest import ROOT
-
-    src, out = spread_source(tmp_path), tmp_path / "cli.zarr"
-    assert main(["data", "import", "omar", str(src), "--out", str(out), "--no_progress"]) == 0
-    assert "validated (mpe/simple_spread_v3, medium)" in capfd.readouterr().out
-    assert main(["data", "validate", str(out)]) == 0
-    assert main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--data.init_args.path", str(out),
-                 "--data.init_args.val_fraction", "0.25", "--trainer.fast_dev_run", "true",
-                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+def test_cli_import_validate_and_fit(tmp_path, cli_round_trip):
+    printed = cli_round_trip("omar", spread_source(tmp_path))
+    assert "validated (mpe/simple_spread_v3, medium)" in printed

@@ -224,30 +224,5 @@ def test_a_file_that_is_not_hdf5_is_refused(tmp_path):
     assert not out.parent.exists()
 
 
-def test_imported_dataset_trains_bc(source, tmp_path):
-    from lightning.pytorch import Trainer
-
-    from logo.data import OfflineMARLDataModule
-    from logo.data.schema import linked_dims
-    from logo.policy import BCPolicy
-
-    out, _ = _import(source, tmp_path)
-    dm = OfflineMARLDataModule(str(out), batch_size=16, steps_per_epoch=5, val_fraction=0.2)
-    model = BCPolicy(**linked_dims(dm), hidden_sizes=(32,))
-    trainer = Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      accelerator="cpu", enable_model_summary=False)
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == 5
-
-
-def test_cli_import_validate_and_fit(source, tmp_path, capfd):
-    from logo.cli import main
-    from tests.conftest import ROOT
-
-    out = tmp_path / "cli.zarr"
-    assert main(["data", "import", "omiga", str(source), "--out", str(out), "--no_progress"]) == 0
-    assert "validated" in capfd.readouterr().out
-    assert main(["data", "validate", str(out)]) == 0
-    assert main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--data.init_args.path", str(out),
-                 "--data.init_args.val_fraction", "0.25", "--trainer.fast_dev_run", "true",
-                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+def test_cli_import_validate_and_fit(source, cli_round_trip):
+    cli_round_trip("omiga", source)

@@ -185,17 +185,6 @@ def test_unreadable_file_and_long_episode(tmp_path):
     assert not out.exists()
 
 
-def test_imported_dataset_trains_bc(source, tmp_path):
-    from lightning.pytorch import Trainer
-
-    from logo.data import OfflineMARLDataModule
-    from logo.data.schema import linked_dims
-    from logo.policy import BCPolicy
-
-    out, _ = import_dataset("omiga", source[0], tmp_path / "out.zarr", progress=False, episode_limit=LIMIT)
-    dm = OfflineMARLDataModule(str(out), batch_size=16, steps_per_epoch=5, val_fraction=0.25)
-    model = BCPolicy(**linked_dims(dm), hidden_sizes=(32,))
-    trainer = Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      accelerator="cpu", enable_model_summary=False)
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == 5
+def test_cli_import_validate_and_fit(source, cli_round_trip):
+    folder, _ = source
+    cli_round_trip("omiga", folder, "--episode_limit", "6")

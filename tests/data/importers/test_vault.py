@@ -176,20 +176,12 @@ def test_corrupt_vaults_fail_clearly_and_write_nothing(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".bad.zarr*"))
 
 
-def test_cli_import_validate_and_fit(tmp_path, capfd):
+def test_cli_import_validate_and_fit(tmp_path, cli_round_trip, capfd):
     from logo.cli import main
-    from tests.conftest import ROOT
 
     uid = write_vault(tmp_path / "og_marl/smac_v1/3m.vlt/Good", smac_like(t_ends=(9, 19, 29, 39), tail=0))
-    out = tmp_path / "3m.zarr"
-    assert main(["data", "import", "og-marl", str(uid.parent), "--uid", "Good", "--out", str(out),
-                 "--episode_limit", "10", "--no_progress"]) == 0
-    printed = capfd.readouterr().out
-    assert "wrote" in printed and "4 episodes, validated (smac/3m, good)" in printed
+    printed = cli_round_trip("og-marl", uid.parent, "--uid", "Good", "--episode_limit", "10")
+    assert "4 episodes, validated (smac/3m, good)" in printed
     assert "4 episodes of exactly episode_limit=10" in printed
-    assert main(["data", "validate", str(out)]) == 0
-    assert main(["data", "import", "og-marl", str(uid), "--out", str(out), "--no_progress"]) == 2  # exists
+    assert main(["data", "import", "og-marl", str(uid), "--out", str(tmp_path / "cli.zarr"), "--no_progress"]) == 2
     assert "already exists" in capfd.readouterr().err
-    assert main(["fit", "--config", str(ROOT / "configs/synthetic/bc.yaml"), "--data.init_args.path", str(out),
-                 "--data.init_args.val_fraction", "0.25", "--trainer.fast_dev_run", "true",
-                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
