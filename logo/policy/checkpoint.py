@@ -19,6 +19,7 @@ from logo.checkpoint import load_recorded, record_class
 from logo.data.schema import linked_dims
 from logo.envs.base import EnvSpec, TimeStep
 from logo.errors import check_fits
+from logo.metrics import reset_metrics
 
 CLASS_KEY = "logo_policy_class"
 ACTING_DIMS = ("n_agents", "obs_dim", "action_kind", "action_size")  # what a decentralised policy's networks depend on
@@ -33,6 +34,9 @@ class ActingPolicy:
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         record_class(self, checkpoint, CLASS_KEY)
+
+    def on_fit_start(self) -> None:
+        reset_metrics(self)  # metric states left by an earlier Trainer.validate are inference tensors
 
 
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> LightningModule:

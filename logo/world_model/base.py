@@ -32,6 +32,7 @@ from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
 from logo.data.schema import linked_dims
 from logo.errors import check_fits
+from logo.metrics import reset_metrics
 from logo.nn import Normalizer
 from logo.world_model.rollout import StepResult
 
@@ -299,6 +300,9 @@ class WorldModel(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         record_class(self, checkpoint, CLASS_KEY)
+
+    def on_fit_start(self) -> None:
+        reset_metrics(self)  # metric states left by an earlier Trainer.validate are inference tensors
 
 
 def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
