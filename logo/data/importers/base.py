@@ -90,6 +90,16 @@ def require_shape(name: str, array: np.ndarray, shape: tuple[int | None, ...], s
         raise ImportFormatError(f"{source}: {name} has shape {list(array.shape)}, expected {want}")
 
 
+def real_width(bad: np.ndarray) -> int:
+    """Features before the trailing block of columns that are non-finite on every row (padding, e.g. the -inf
+    that pads smaller agents' observations in OMAR tag/world data). ``bad``: [rows, features] bool."""
+    padding = bad.all(0)  # [features]
+    width = bad.shape[1]
+    while width and padding[width - 1]:
+        width -= 1
+    return width
+
+
 def require_finite(name: str, array: np.ndarray, source: str) -> None:
     """Raise an ImportFormatError if a float array holds NaN or infinite values."""
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from logo.data.importers.base import Episode, ImportFormatError, ImportSource, episode_slices
+from logo.data.importers.base import Episode, ImportFormatError, ImportSource, episode_slices, real_width
 from logo.data.schema import DatasetSpec
 from logo.errors import LogoError
 
@@ -337,10 +337,7 @@ def _real_width(src: Path, arrays: dict[tuple[str, int], np.ndarray], i: int) ->
     for name in ("obs", "next_obs"):
         array = np.asarray(arrays[(name, i)])
         bad = ~np.isfinite(array) if array.dtype.kind == "f" else np.zeros(array.shape, bool)
-        width = array.shape[1]
-        padding = bad.all(0)  # [O_i]
-        while width and padding[width - 1]:
-            width -= 1
+        width = real_width(bad)
         if bad[:, :width].any():
             t, j = np.argwhere(bad[:, :width])[0]
             raise ImportFormatError(f"{src / f'{name}_{i}.npy'}: {array[t, j]} at step {t}, feature {j} (expected "

@@ -26,7 +26,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from logo.data.importers.base import Episode, ImportFormatError, ImportSource, episode_slices, require_finite
+from logo.data.importers.base import (
+    Episode,
+    ImportFormatError,
+    ImportSource,
+    episode_slices,
+    real_width,
+    require_finite,
+)
 from logo.data.schema import DatasetSpec
 
 ENV_FAMILIES = {"smac_v1": "smac", "smac_v2": "smac", "smac": "smac", "mamujoco": "mamujoco", "mpe": "mpe",
@@ -158,8 +165,6 @@ def read(src: Path, uid: str | None = None, env: str | None = None, scenario: st
         require_finite(key + ".", value, where)
 
     actions = arrays["actions"]
-    if actions.ndim == 3 and actions.shape[-1] == 1 and np.issubdtype(actions.dtype, np.integer):
-        actions = actions[..., 0]
     legals = arrays.get("infos.legals")
     discrete = np.issubdtype(actions.dtype, np.integer) or legals is not None
     if discrete:
@@ -254,9 +259,9 @@ def _mask_padding(obs: np.ndarray, where: str, mapping: list[str]) -> tuple[np.n
     bad = ~np.isfinite(obs)
     if not bad.any():
         return obs, None
-    padding = bad.all(0)  # [N, obs_dim]: non-finite on every step
-    # only a trailing block per agent counts as padding
-    trailing = np.flip(np.cumprod(np.flip(padding, 1), 1), 1).astype(bool)
+    # only a trailing block per agent of features non-finite on every step counts as padding
+    widths = np.array([real_width(bad[:, i]) for i in range(obs.shape[1])])  # [N]
+    trailing = np.arange(obs.shape[2])[None] >= widths[:, None]  # [N, obs_dim]
     if (bad & ~trailing[None]).any():
         step, agent, feature = (int(i) for i in np.argwhere(bad & ~trailing[None])[0])
         raise ImportFormatError(f"{where}: observations. holds a NaN or infinite value at step {step}, agent "
