@@ -1,5 +1,6 @@
 """Plain nn.Modules shared by logo's models."""
 
+from logo.nn.actions import from_unit_box, to_unit_box
 from logo.nn.ensemble import EnsembleLinear, EnsembleMLP
 from logo.nn.gaussian import LogStdBounds, bounded_log_std
 from logo.nn.mixers import QMixer, VDNMixer
@@ -7,4 +8,5 @@ from logo.nn.mlp import MLP, AgentSharedMLP
 from logo.nn.normalizer import Normalizer
 
 __all__ = ["MLP", "AgentSharedMLP", "EnsembleLinear", "EnsembleMLP", "LogStdBounds", "Normalizer", "QMixer", "VDNMixer",
-           "bounded_log_std"]
+           "bounded_log_std", "from_unit_box",
+           "to_unit_box"]

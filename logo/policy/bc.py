@@ -11,7 +11,7 @@ from torchmetrics import MeanMetric
 
 from logo.data.schema import linked_dims
 from logo.errors import check_fits
-from logo.nn import AgentSharedMLP, Normalizer
+from logo.nn import AgentSharedMLP, Normalizer, from_unit_box
 from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
 
@@ -66,8 +66,7 @@ class BCPolicy(ActingPolicy, LightningModule):
         out = self.net(self.obs_norm(obs))
         if self.discrete:
             return out
-        scale = (self.action_high - self.action_low) / 2
-        return self.action_low + scale * (torch.tanh(out) + 1)
+        return from_unit_box(torch.tanh(out), self.action_low, self.action_high)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,

@@ -19,7 +19,7 @@ from lightning.pytorch import LightningModule
 
 from logo.data.schema import linked_dims
 from logo.errors import LogoError, check_fits
-from logo.nn import Normalizer
+from logo.nn import Normalizer, from_unit_box, to_unit_box
 from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
 from logo.policy.losses import weighted_mean
 
@@ -69,11 +69,11 @@ class OfflinePolicy(ActingPolicy, LightningModule):
 
     def scale_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Continuous actions in the dataset's bounds -> [-1, 1]."""
-        return 2 * (actions - self.action_low) / (self.action_high - self.action_low) - 1
+        return to_unit_box(actions, self.action_low, self.action_high)
 
     def unscale_actions(self, scaled: torch.Tensor) -> torch.Tensor:
         """Continuous actions in [-1, 1] -> the dataset's bounds."""
-        return self.action_low + (scaled + 1) * (self.action_high - self.action_low) / 2
+        return from_unit_box(scaled, self.action_low, self.action_high)
 
     def rollout_act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
                     state: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

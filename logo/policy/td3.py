@@ -24,7 +24,7 @@ from logo.data.schema import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
-from logo.nn import MLP
+from logo.nn import MLP, from_unit_box
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
 from logo.policy.losses import soft_update
 
@@ -151,7 +151,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
     def actions_from(self, actor: nn.Module, state: torch.Tensor) -> torch.Tensor:
         """state [B, state_dim] -> joint action [B, N, action_dim] within the bounds (tanh, rescaled)."""
         out = actor(state).view(-1, self.n_agents, self.action_dim)
-        return self.action_low + (torch.tanh(out) + 1) * (self.action_high - self.action_low) / 2
+        return from_unit_box(torch.tanh(out), self.action_low, self.action_high)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,

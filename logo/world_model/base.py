@@ -33,7 +33,7 @@ from logo.data.reader import gather_transitions
 from logo.data.schema import linked_dims
 from logo.errors import check_fits
 from logo.metrics import reset_metrics
-from logo.nn import Normalizer
+from logo.nn import Normalizer, to_unit_box
 from logo.world_model.rollout import StepResult
 
 CLASS_KEY = "logo_world_model_class"
@@ -137,7 +137,7 @@ class WorldModel(LightningModule):
         """Actions [B, N] (int) or [B, N, A] -> [B, N, A] floats: one-hot, or scaled to [-1, 1]."""
         if self.discrete:
             return F.one_hot(actions.long(), self.action_size).float()
-        return 2 * (actions - self.action_low) / (self.action_high - self.action_low) - 1
+        return to_unit_box(actions, self.action_low, self.action_high)
 
     def normalise_inputs(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> Tensors:
         """Raw obs/state/actions -> ``obs [B, N, O]`` (padded features 0), ``state [B, S]``, ``actions [B, N, A]``."""
