@@ -121,11 +121,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
                  priority_center: float = 1.0, priority_low: float = -4.0, priority_high: float = 1.0,
                  temperature: float = 1.0, relative_uncertainty: bool = True, penalty: float = 1.0):
         super().__init__()
-        check_rollout_options(sampling, horizon, rollout_every, rollout_batch, buffer_rollouts)
-        if priority_low > priority_high:
-            raise LogoError(f"data.priority_low ({priority_low}) must not exceed data.priority_high ({priority_high})")
-        if temperature <= 0:
-            raise LogoError(f"data.temperature: expected a positive value, got {temperature}")
+        check_rollout_options(sampling, horizon, rollout_every, rollout_batch, buffer_rollouts, priority_low,
+                              priority_high, temperature)
         for name, value, low, high in (("batch_size", batch_size, 1, None),
                                        ("steps_per_epoch", steps_per_epoch, 1, None),
                                        ("val_batch_size", val_batch_size, 1, None),

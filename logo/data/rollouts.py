@@ -115,11 +115,15 @@ class ModelRollouts:
 
 
 def check_rollout_options(sampling: str, horizon: int, rollout_every: int, rollout_batch: int,
-                          buffer_rollouts: int) -> None:
-    """Clear errors for rollout options out of range (named as in the data module's YAML)."""
+                          buffer_rollouts: int, priority_low: float, priority_high: float, temperature: float) -> None:
+    """Clear errors for rollout and sampling options out of range (named as in the data module's YAML)."""
     if sampling not in ("weighted", "uniform", "penalty", "none"):
         raise LogoError(f"data.sampling: expected weighted, uniform, penalty or none, got {sampling!r}")
     for name, value in (("horizon", horizon), ("rollout_every", rollout_every), ("rollout_batch", rollout_batch),
                         ("buffer_rollouts", buffer_rollouts)):
         if value < 1:
             raise LogoError(f"data.{name}: expected a positive integer, got {value}")
+    if priority_low > priority_high:
+        raise LogoError(f"data.priority_low ({priority_low}) must not exceed data.priority_high ({priority_high})")
+    if temperature <= 0:
+        raise LogoError(f"data.temperature: expected a positive value, got {temperature}")

@@ -228,6 +228,10 @@ def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
         _dm(discrete_dataset, world_model="x.ckpt", horizon=0)
     with pytest.raises(LogoError, match="data.sampling"):
         _dm(discrete_dataset, sampling="softmax")
+    with pytest.raises(LogoError, match=r"data.priority_low \(2.0\) must not exceed data.priority_high"):
+        _dm(discrete_dataset, priority_low=2.0)
+    with pytest.raises(LogoError, match="data.temperature: expected a positive value, got 0"):
+        _dm(discrete_dataset, temperature=0)
     dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"))
     with pytest.raises(LogoError, match="missing.ckpt: no such file"):
         dm.setup("fit")
