@@ -256,10 +256,11 @@ def build_parser() -> ArgumentParser:
 
 
 def main(args: list[str] | None = None) -> int:
-    cfg = build_parser().parse_args(args)
+    parser = build_parser()
+    cfg = parser.parse_args(args)
     # the stages run LightningCLI with explicit args from inside this command: keep its chatter out of the table
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    init = build_parser().instantiate_classes(cfg)
+    init = parser.instantiate_classes(cfg)
     run_pipeline(**{k: v for k, v in init.items() if k != "config"})
     return 0
