@@ -131,3 +131,55 @@ def test_policy_fit_with_rollouts_resumes_exactly_after_sigkill(tmp_path, mpe_da
     (state,) = checkpoint["OfflineMARLDataModule"]["per_rank"]
     assert state["synthetic"]["rounds"] == 3 and state["synthetic"]["buffer"]["size"] == 3 * 16 * 3
     assert ("synthetic/u_mean", 24) in resumed  # the first round after the resume matches the reference's
+
+
+# ---- dataset writers: an interrupted `logo collect` / `logo data import` leaves nothing at the target ----
+
+def _kill_when_writing(command: list[str], target: Path) -> None:
+    """Start ``command``, SIGKILL it as soon as its temporary dataset folder exists, check nothing was published."""
+    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 300
+    while not list(target.parent.glob(f".{target.name}.tmp-*")):
+        if process.poll() is not None:
+            pytest.fail(f"the command ended before writing: {process.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("no temporary dataset folder appeared in 300 s")
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    assert not target.exists()
+
+
+def test_killed_collect_leaves_no_dataset_and_a_rerun_cleans_up(tmp_path):
+    pytest.importorskip("mpe2", reason="needs the 'mpe' extra")
+    target = tmp_path / "spread.zarr"
+    command = [sys.executable, "-m", "logo", "collect", "--env", "mpe", "--scenario", "simple_spread_v3",
+               "--behaviour", "random", "--quality", "random", "--out", str(target), "--episodes"]
+    _kill_when_writing([*command, "100000"], target)
+    _run([*command, "4"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spread.zarr"]  # the dead run's folder is gone
+
+
+def test_killed_import_leaves_no_dataset(tmp_path):
+    h5py = pytest.importorskip("h5py", reason="needs the 'hdf5' extra")
+    import numpy as np
+
+    # an OMIGA-layout MaMuJoCo file: 20000 episodes of 9 steps, each followed by its delimiter row
+    episodes, length, n, obs, act = 20000, 9, 2, 5, 3
+    rows = episodes * (length + 1)
+    rng = np.random.default_rng(0)
+    source = tmp_path / "Hopper-medium.hdf5"
+    with h5py.File(source, "w") as f:
+        f["o"] = rng.normal(size=(rows, n, obs)).astype(np.float32)
+        f["s"] = np.repeat(rng.normal(size=(rows, 1, obs)).astype(np.float32), n, 1)
+        f["a"] = rng.uniform(-1, 1, size=(rows, n, act)).astype(np.float32)
+        f["r"] = rng.normal(size=(rows, 1)).astype(np.float32)
+        d = np.zeros((rows, 1), np.float32)
+        d[length::length + 1] = 1.0
+        f["d"] = d
+    target = tmp_path / "imported.zarr"
+    _kill_when_writing([sys.executable, "-m", "logo", "data", "import", "omiga", str(source), "--out", str(target),
+                        "--no_progress"], target)
