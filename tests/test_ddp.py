@@ -109,3 +109,19 @@ def test_policy_stage_under_ddp_rolls_out_per_rank_and_evaluates_once(world_mode
     assert len(ranks) == 2 and not torch.equal(ranks[0]["sampler_rng"], ranks[1]["sampler_rng"])
     assert [r["synthetic"]["buffer"]["size"] for r in ranks] == [144, 144]
     assert len(checkpoint["callbacks"]["RandomStates"]["per_rank"]) == 2
+
+
+def test_torchrun_launch_the_multi_node_path(discrete_dataset, tmp_path):
+    """torchrun sets the rendezvous environment that multi-node jobs use; Lightning picks it up unchanged."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "logo", "fit", "--config", "configs/synthetic/bc.yaml", "--data.init_args.path",
+               str(discrete_dataset), "--trainer.max_epochs", "1", "--data.init_args.steps_per_epoch", "10",
+               "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.default_root_dir", str(tmp_path),
+               "--trainer.enable_progress_bar", "false", *DDP]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout and "All distributed processes" in \
+        result.stderr + result.stdout
+    assert sorted(p.name for p in (tmp_path / "version_0" / "checkpoints").iterdir()) == \
+        ["epoch=0-step=10.ckpt", "last.ckpt"]
