@@ -25,6 +25,7 @@ from logo.data.rollouts import ModelRollouts, check_rollout_options
 from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
 from logo.errors import LogoError
+from logo.loggers import log_histogram
 
 Batch = dict[str, torch.Tensor]
 
@@ -269,21 +270,6 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self._sampler_state = state_dict.get("sampler_rng")
         if self._train_batches is not None and self._sampler_state is not None:
             self._train_batches.generator.set_state(self._sampler_state)
-
-
-def log_histogram(loggers: list, name: str, values: torch.Tensor, step: int) -> None:
-    """Send a histogram of ``values`` to the loggers that draw histograms (TensorBoard, Weights & Biases)."""
-    if len(values) == 0:
-        return
-    values = values.detach().float().cpu()
-    for logger in loggers:
-        kind = type(logger).__name__
-        if kind == "TensorBoardLogger":
-            logger.experiment.add_histogram(name, values, step)
-        elif kind == "WandbLogger":
-            import wandb
-
-            logger.experiment.log({name: wandb.Histogram(values.numpy()), "trainer/global_step": step})
 
 
 def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
