@@ -14,6 +14,7 @@ from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.data.schema import LINKED_DIMS
 from logo.errors import LogoError
+from logo.loggers import LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
 from logo.trainer import LogoTrainer
@@ -38,6 +39,7 @@ class LogoCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs) -> None:
         tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
+        kwargs.setdefault("save_config_callback", SaveConfigToLoggers)  # config, dataset and code to every logger
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"prog": "logo", "version": __version__,
                                             "description": "Offline multi-agent RL with the LOGO world model.",

@@ -27,6 +27,7 @@ from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
 from logo.distributed import gather_objects, own_entry
 from logo.errors import LogoError
+from logo.loggers import log_histogram
 
 Batch = dict[str, torch.Tensor]
 
@@ -319,21 +320,6 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
             self._trained_batches = self._resume["trained_batches"]
         if isinstance(self.synthetic, ModelRollouts) and self._resume.get("synthetic") is not None:
             self.synthetic.load_state_dict(self._resume["synthetic"])
-
-
-def log_histogram(loggers: list, name: str, values: torch.Tensor, step: int) -> None:
-    """Send a histogram of ``values`` to the loggers that draw histograms (TensorBoard, Weights & Biases)."""
-    if len(values) == 0:
-        return
-    values = values.detach().float().cpu()
-    for logger in loggers:
-        kind = type(logger).__name__
-        if kind == "TensorBoardLogger":
-            logger.experiment.add_histogram(name, values, step)
-        elif kind == "WandbLogger":
-            import wandb
-
-            logger.experiment.log({name: wandb.Histogram(values.numpy()), "trainer/global_step": step})
 
 
 def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
