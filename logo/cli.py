@@ -39,10 +39,13 @@ class LogoCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs) -> None:
         tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
+        # a one-line usage: a config error then prints that line, the tip and the error, not ~50 lines of options
+        usage = {name: {"usage": "%(prog)s [-h] [-c CONFIG] [--print_config] [--KEY VALUE ...]"}
+                 for name in self.subcommands()}
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"prog": "logo", "version": __version__,
                                             "description": "Offline multi-agent RL with the LOGO world model.",
-                                            "epilog": f"Other commands: {tools}."})
+                                            "epilog": f"Other commands: {tools}.", **usage})
         self._ckpt: tuple[str, dict] | None = None
         kwargs.setdefault("trainer_class", LogoTrainer)
         super().__init__(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
