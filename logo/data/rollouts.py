@@ -48,9 +48,13 @@ class ModelRollouts:
                  **buffer_kwargs: Any):
         from logo.world_model.base import load_world_model
 
-        self.model = load_world_model(world_model)
-        check_fits(self.model.hparams, linked_dims(spec), f"world model {world_model}", f"dataset of {spec.scenario}",
-                   ("checkpoint", "dataset"))
+        try:
+            self.model = load_world_model(world_model)
+        except LogoError as exc:  # name the option at fault
+            raise LogoError(f"data.world_model: {exc}") from exc
+        check_fits(self.model.hparams, linked_dims(spec), f"data.world_model {world_model}",
+                   f"dataset of {spec.scenario}", ("checkpoint", "dataset"),
+                   hint="pass a world model trained on this dataset (stage one: `logo fit` of a world-model config)")
         self.path = world_model
         self.horizon, self.rollout_every, self.rollout_batch = horizon, rollout_every, rollout_batch
         self.seed = seed
