@@ -65,17 +65,18 @@ def _run(command: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def _kill_after_stall(command: list[str], marker: Path) -> None:
+def _sigkill_when(command: list[str], ready, what: str) -> None:
+    """Start ``command`` and SIGKILL it as soon as ``ready()`` holds (polled every 10 ms)."""
     process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
     deadline = time.monotonic() + 300
-    while not marker.exists():
+    while not ready():
         if process.poll() is not None:
-            pytest.fail(f"the run ended before the kill point: {process.stderr.read()[-3000:]}")
+            pytest.fail(f"the command ended before {what}: {process.stderr.read()[-3000:]}")
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail("the run did not reach the kill point in 300 s")
-        time.sleep(0.05)
+            pytest.fail(f"no {what} in 300 s")
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
@@ -91,7 +92,8 @@ def _metrics(path: Path) -> dict[tuple[str, int], float]:
 def _kill_resume_and_compare(tmp_path: Path, config: str, dataset: Path, extra: dict) -> tuple[dict, dict]:
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
     marker = tmp_path / "stalled"
-    _kill_after_stall(_command(config, _overrides(killed_dir, "first", dataset, marker, extra)), marker)
+    _sigkill_when(_command(config, _overrides(killed_dir, "first", dataset, marker, extra)), marker.exists,
+                  "the kill point")
     last = killed_dir / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 20  # saved every 10 steps; killed after 25
@@ -136,20 +138,8 @@ def test_policy_fit_with_rollouts_resumes_exactly_after_sigkill(tmp_path, mpe_da
 # ---- dataset writers: an interrupted `logo collect` / `logo data import` leaves nothing at the target ----
 
 def _kill_when_writing(command: list[str], target: Path) -> None:
-    """Start ``command``, SIGKILL it as soon as its temporary dataset folder exists, check nothing was published."""
-    process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    deadline = time.monotonic() + 300
-    while not list(target.parent.glob(f".{target.name}.tmp-*")):
-        if process.poll() is not None:
-            pytest.fail(f"the command ended before writing: {process.stderr.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("no temporary dataset folder appeared in 300 s")
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    """SIGKILL ``command`` as soon as its temporary dataset folder exists; check nothing was published."""
+    _sigkill_when(command, lambda: bool(list(target.parent.glob(f".{target.name}.tmp-*"))), "a temporary dataset")
     assert not target.exists()
 
 
