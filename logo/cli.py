@@ -15,7 +15,7 @@ from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.data.schema import LINKED_DIMS
 from logo.errors import LogoError
-from logo.loggers import LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
+from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
 from logo.trainer import LogoTrainer

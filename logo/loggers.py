@@ -16,8 +16,9 @@ import torch
 import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 import logo
@@ -93,6 +94,37 @@ class LogoWandbLogger(LightningWandbLogger):
             self._id = self._experiment.id  # `version` keeps naming the finished run
             self._experiment.finish(exit_code=0 if status in ("success", "finished") else 1)
             self._experiment = None
+
+
+class LogoCSVLogger(CSVLogger):
+    """Lightning's ``CSVLogger``, except that it never deletes an earlier ``metrics.csv`` in its folder.
+
+    Lightning's logger removes the file when a run writes into a folder that has one, which is what a
+    resumed fit (``--ckpt_path last``) or a rerun of a config with a fixed ``version`` does. This one
+    first renames it to ``metrics.1.csv`` (then ``.2``, ...), so the history before the resume stays
+    next to the new ``metrics.csv``.
+
+    Example:
+        >>> trainer = Trainer(logger=LogoCSVLogger("runs/mpe", name="", version="logo"))  # doctest: +SKIP
+    """
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is None:
+            keep_earlier_metrics(Path(self.log_dir))
+        return super().experiment
+
+
+def keep_earlier_metrics(log_dir: Path) -> Path | None:
+    """Rename ``log_dir/metrics.csv`` to the first free ``metrics.<k>.csv``; returns the new path (None: no file)."""
+    current = log_dir / "metrics.csv"
+    if not current.is_file():
+        return None
+    k = 1
+    while (log_dir / f"metrics.{k}.csv").exists():
+        k += 1
+    return current.rename(log_dir / f"metrics.{k}.csv")
 
 
 # ---------------------------------------------------------------- the run's record

@@ -115,7 +115,7 @@ def test_every_logger_config_adds_its_logger_after_the_stage_csv_logger(config, 
     printed = printed_config(["fit", "--config", str(ROOT / f"configs/smax/3m/{stage}.yaml"),
                               "--config", str(config)], capsys)
     loggers = yaml.safe_load(printed)["trainer"]["logger"]
-    assert [logger["class_path"] for logger in loggers][0] == "lightning.pytorch.loggers.CSVLogger"
+    assert [logger["class_path"] for logger in loggers][0] == "logo.loggers.LogoCSVLogger"
     assert loggers[0]["init_args"]["save_dir"] == f"runs/smax/3m/{stage}"  # checkpoints stay where they were
     assert len(loggers) == 2 and loggers[1]["init_args"]["log_model"] is False
 

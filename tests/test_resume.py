@@ -45,8 +45,9 @@ def _overrides(run_dir: Path, version: str, dataset: Path, stall: Path | None, e
     config = {
         "trainer": {"max_steps": MAX_STEPS, "max_epochs": -1, "log_every_n_steps": 1, "enable_progress_bar": False,
                     "num_sanity_val_steps": 0, "callbacks": callbacks,
-                    "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                               "init_args": {"save_dir": str(run_dir), "name": "", "version": version}}},
+                    "logger": {"class_path": "LogoCSVLogger",
+                               "init_args": {"save_dir": str(run_dir), "name": "", "version": version,
+                                             "flush_logs_every_n_steps": 1}}},
         "data": {"init_args": {"path": str(dataset), "batch_size": 32, "steps_per_epoch": 15, "val_fraction": 0.2}},
         **extra,
     }
@@ -92,16 +93,20 @@ def _metrics(path: Path) -> dict[tuple[str, int], float]:
 def _kill_resume_and_compare(tmp_path: Path, config: str, dataset: Path, extra: dict) -> tuple[dict, dict]:
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
     marker = tmp_path / "stalled"
-    _sigkill_when(_command(config, _overrides(killed_dir, "first", dataset, marker, extra)), marker.exists,
+    _sigkill_when(_command(config, _overrides(killed_dir, "run", dataset, marker, extra)), marker.exists,
                   "the kill point")
     last = killed_dir / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 20  # saved every 10 steps; killed after 25
-    _run(_command(config, _overrides(killed_dir, "resumed", dataset, None, extra), "--ckpt_path", "last"))
+    _run(_command(config, _overrides(killed_dir, "run", dataset, None, extra), "--ckpt_path", "last"))
     _run(_command(config, _overrides(reference_dir, "reference", dataset, None, extra)))
-    resumed = _metrics(killed_dir / "resumed" / "metrics.csv")
+    resumed = _metrics(killed_dir / "run" / "metrics.csv")
     reference = _metrics(reference_dir / "reference" / "metrics.csv")
     after = {key: value for key, value in reference.items() if key[1] >= 20}
+    # the killed run's own log is kept beside the resumed one (Lightning's CSVLogger would delete it)
+    before_kill = _metrics(killed_dir / "run" / "metrics.1.csv")
+    assert max(step for _, step in before_kill) > 20  # it went past its last checkpoint
+    assert before_kill == {key: value for key, value in reference.items() if key in before_kill}
     assert min(step for _, step in resumed) >= 20 and max(step for _, step in resumed) == MAX_STEPS - 1
     assert resumed.keys() == after.keys()
     assert resumed == after  # exactly: same batches, same random numbers, same float operations
