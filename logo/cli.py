@@ -10,10 +10,12 @@ from lightning.pytorch.cli import LightningCLI
 
 from logo import __version__
 from logo.callbacks import EnvEvaluation, ReplayExport  # noqa: F401
+from logo.checkpoint import check_ckpt_fits, check_ckpt_path
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.data.schema import LINKED_DIMS
 from logo.errors import LogoError
+from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
 from logo.trainer import LogoTrainer
@@ -38,10 +40,15 @@ class LogoCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs) -> None:
         tools = "; ".join(f"'logo {name} --help': {line}" for name, (_, line) in TOOL_COMMANDS.items())
+        kwargs.setdefault("save_config_callback", SaveConfigToLoggers)  # config, dataset and code to every logger
+        # a one-line usage: a config error then prints that line, the tip and the error, not ~50 lines of options
+        usage = {name: {"usage": "%(prog)s [-h] [-c CONFIG] [--print_config] [--KEY VALUE ...]"}
+                 for name in self.subcommands()}
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"prog": "logo", "version": __version__,
                                             "description": "Offline multi-agent RL with the LOGO world model.",
-                                            "epilog": f"Other commands: {tools}."})
+                                            "epilog": f"Other commands: {tools}.", **usage})
+        self._ckpt: tuple[str, dict] | None = None
         kwargs.setdefault("trainer_class", LogoTrainer)
         super().__init__(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
                          args=args, run=run, **kwargs)
@@ -54,6 +61,19 @@ class LogoCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for name in LINKED_DIMS:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def parse_arguments(self, parser, args) -> None:
+        """Lightning's, then clear errors for a bad ``--ckpt_path`` before LightningCLI reads its hyperparameters."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is not None and config.get("ckpt_path"):
+            hparams = check_ckpt_path(config.ckpt_path, getattr(config.get("model"), "class_path", None))
+            self._ckpt = (config.ckpt_path, hparams) if hparams else None
+
+    def after_instantiate_classes(self) -> None:
+        if self._ckpt is not None:  # a checkpoint of another dataset: name the dims, not every tensor
+            check_ckpt_fits(self._ckpt[1], self.model, self._ckpt[0], self.datamodule)
 
 
 def main(args: list[str] | None = None) -> int:

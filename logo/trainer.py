@@ -11,7 +11,18 @@ from logo.errors import LogoError
 
 
 class LogoTrainer(Trainer):
-    """Lightning's Trainer with one more entry point, ``evaluate``: play the policy in its real environment."""
+    """Lightning's Trainer with one more entry point, ``evaluate``: play the policy in its real environment.
+
+    Every run also carries :class:`~logo.callbacks.random_state.RandomStates`, so checkpoints hold each
+    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from logo.callbacks.random_state import RandomStates
+
+        if not any(isinstance(c, RandomStates) for c in self.callbacks):
+            self.callbacks.insert(0, RandomStates())
 
     def evaluate(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                  ckpt_path: str | None = None, episodes: int = 10, seed: int = 0, num_envs: int = 1,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from logo import __version__
 from logo.cli import main
@@ -17,8 +18,10 @@ CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 COLLECT_CONFIGS = [c for c in CONFIGS if c.parent.name == "collect"]  # logo collect, not LightningCLI
 STACKED_CONFIGS = [c for c in CONFIGS if c.parent.name == "world_model"]  # stacked after a scenario config
 SAMPLING_CONFIGS = [c for c in CONFIGS if c.parent.name == "sampling"]  # stacked after a policy config
+LOGGER_CONFIGS = [c for c in CONFIGS if c.parent.name == "logger"]  # stacked last, after any stage config
 PIPELINE_CONFIGS = [c for c in CONFIGS if "\nmethods:" in c.read_text()]  # logo pipeline, not LightningCLI
-CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + PIPELINE_CONFIGS]
+CONFIGS = [c for c in CONFIGS
+           if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + LOGGER_CONFIGS + PIPELINE_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -104,6 +107,17 @@ def test_every_sampling_config_parses_on_top_of_a_policy(config, capsys):
     printed = printed_config(["fit", "--config", str(ROOT / "configs/smax/3m/policy.yaml"),
                               "--config", str(config)], capsys)
     assert f"sampling: {config.stem}" in printed and "DiscreteMACQL" in printed
+
+
+@pytest.mark.parametrize("stage", ["world_model", "policy"])
+@pytest.mark.parametrize("config", LOGGER_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in LOGGER_CONFIGS])
+def test_every_logger_config_adds_its_logger_after_the_stage_csv_logger(config, stage, capsys):
+    printed = printed_config(["fit", "--config", str(ROOT / f"configs/smax/3m/{stage}.yaml"),
+                              "--config", str(config)], capsys)
+    loggers = yaml.safe_load(printed)["trainer"]["logger"]
+    assert [logger["class_path"] for logger in loggers][0] == "logo.loggers.LogoCSVLogger"
+    assert loggers[0]["init_args"]["save_dir"] == f"runs/smax/3m/{stage}"  # checkpoints stay where they were
+    assert len(loggers) == 2 and loggers[1]["init_args"]["log_model"] is False
 
 
 BENCHMARK_PIPELINES = sorted((ROOT / "benchmarks/configs").glob("*.yaml"))  # stacked on the quickstart

@@ -19,7 +19,8 @@ class EnvEvaluation(Callback):
     ``win_rate`` (where the env has one) and ``normalized_score`` (where reference returns are known:
     the arguments here, else the dataset's). Runs after every ``every_n_epochs``-th validation epoch
     of ``fit`` (so ModelCheckpoint can monitor ``eval/return_mean``) and at the end of ``test``. Under
-    DDP every rank plays the same seeds with the same weights, so all ranks log identical numbers.
+    DDP only rank 0 plays (the weights are the same on every rank) and broadcasts its numbers, so
+    every rank logs the same values (a monitor works everywhere) and the loggers write them once.
 
     Args:
         env: environment family; default: the dataset's.
@@ -49,7 +50,7 @@ class EnvEvaluation(Callback):
         self.last_result: EvaluationResult | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.build(getattr(trainer.datamodule, "spec", None))
+        self.build(getattr(trainer.datamodule, "spec", None))  # every rank: a bad env fails everywhere at once
 
     def build(self, spec: Any = None) -> None:
         """Make the environment, filling what the arguments leave open from a dataset's spec."""
@@ -78,18 +79,21 @@ class EnvEvaluation(Callback):
             pl_module.train(was_training)
         return self.last_result
 
-    def _log(self, pl_module: LightningModule, prefix: str) -> None:
-        for name, value in self.evaluate(pl_module).metrics().items():
+    def _log(self, trainer: Trainer, pl_module: LightningModule, prefix: str) -> None:
+        metrics = self.evaluate(pl_module).metrics() if trainer.is_global_zero else None
+        if trainer.world_size > 1:
+            metrics = trainer.strategy.broadcast(metrics, src=0)
+        for name, value in metrics.items():
             if name != "episodes":
                 pl_module.log(f"{prefix}/{name}", value, sync_dist=False)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._log(pl_module, self.prefix)
+        self._log(trainer, pl_module, self.prefix)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._log(pl_module, "test/env")
+        self._log(trainer, pl_module, "test/env")
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._env is not None:

@@ -149,6 +149,26 @@ class SyntheticBuffer:
         batch["weights"] = torch.ones(n, device=idx.device)
         return batch
 
+    def state_dict(self) -> dict[str, object]:
+        """The filled slots (on the CPU) and the ring's position, for checkpoints."""
+        return {"data": {k: v[:self.size].cpu().clone() for k, v in self.data.items()}, "size": self.size,
+                "cursor": self.cursor, "added": self.added}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Refill the buffer from :meth:`state_dict`'s output, on the generator's device."""
+        self.data, self._cdf = {}, None
+        self.size = self.cursor = self.added = 0
+        data = state["data"]
+        if data:
+            if state["size"] > self.capacity:
+                raise ValueError(f"buffer state holds {state['size']} transitions, capacity is {self.capacity}")
+            device = self.generator.device if self.generator is not None else None
+            self.data = {k: torch.empty((self.capacity, *v.shape[1:]), dtype=v.dtype, device=device)
+                         for k, v in data.items()}
+            for key, value in data.items():
+                self.data[key][:len(value)] = value.to(device)
+        self.size, self.cursor, self.added = int(state["size"]), int(state["cursor"]), int(state["added"])
+
     def summary(self) -> dict[str, float]:
         """u quantiles, mean, effective sample size and fill of the buffer (for logging)."""
         u = self.uncertainty().float()

@@ -11,6 +11,7 @@ uncertainty-weighted transitions into training batches, without copying the data
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -24,7 +25,9 @@ from logo.data.reader import OfflineDataset, Storage, gather_transitions
 from logo.data.rollouts import ModelRollouts, check_rollout_options
 from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
+from logo.distributed import gather_objects, own_entry
 from logo.errors import LogoError
+from logo.loggers import log_histogram
 
 Batch = dict[str, torch.Tensor]
 
@@ -44,7 +47,9 @@ class RandomIndexBatches(IterableDataset):
     """``steps`` batches of ``batch_size`` indices drawn uniformly (with replacement) from ``indices``.
 
     The generator lives in the main process (``num_workers=0``), so its state can be saved and
-    restored for exact resumption.
+    restored for exact resumption. Lightning fetches a batch ahead of the one being trained on, so
+    the generator's state before each of the last few batches is kept: :meth:`state_before` gives
+    the state a resumed run must start from, given how many batches were actually trained on.
     """
 
     def __init__(self, indices: torch.Tensor, batch_size: int, steps: int, seed: int):
@@ -52,14 +57,33 @@ class RandomIndexBatches(IterableDataset):
         self.batch_size = batch_size
         self.steps = steps
         self.generator = torch.Generator().manual_seed(seed)
+        self.drawn = 0  # batches drawn so far, over all epochs
+        self._history: deque[tuple[int, torch.Tensor]] = deque(maxlen=8)  # (batch number, state before it)
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for _ in range(self.steps):
+            self._history.append((self.drawn, self.generator.get_state()))
             pos = torch.randint(len(self.indices), (self.batch_size,), generator=self.generator)
+            self.drawn += 1
             yield self.indices[pos]
+
+    def state_before(self, batch: int) -> torch.Tensor:
+        """The generator's state just before batch number ``batch`` was (or will be) drawn."""
+        if batch == self.drawn:
+            return self.generator.get_state()
+        for number, state in self._history:
+            if number == batch:
+                return state
+        raise RuntimeError(f"batch sampler: no saved state for batch {batch} (drawn {self.drawn})")
+
+    def restore(self, state: torch.Tensor, drawn: int) -> None:
+        """Continue from ``state``, which precedes batch number ``drawn``."""
+        self.generator.set_state(state)
+        self.drawn = drawn
+        self._history.clear()
 
 
 class SequentialIndexBatches(IterableDataset):
@@ -107,6 +131,9 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         temperature: synthetic draw weights are exp(priority / temperature).
         relative_uncertainty: divide u by its buffer mean before the priority (scale-free across world models).
         penalty: lambda of the ``penalty`` mode's reward r - lambda * u.
+        checkpoint_buffer: save the synthetic buffer in checkpoints, so a resumed fit continues exactly
+            (about rollout_batch * horizon * buffer_rollouts transitions per rank); False: a resumed fit
+            starts with an empty buffer and rolls out at its first step.
 
     Example:
         >>> dm = OfflineMARLDataModule("spread.zarr", batch_size=256)  # doctest: +SKIP
@@ -119,7 +146,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
                  seed: int = 0, world_model: str | None = None, sampling: SamplingMode = "weighted",
                  horizon: int = 15, rollout_every: int = 250, rollout_batch: int = 512, buffer_rollouts: int = 20,
                  priority_center: float = 1.0, priority_low: float = -4.0, priority_high: float = 1.0,
-                 temperature: float = 1.0, relative_uncertainty: bool = True, penalty: float = 1.0):
+                 temperature: float = 1.0, relative_uncertainty: bool = True, penalty: float = 1.0,
+                 checkpoint_buffer: bool = True):
         super().__init__()
         check_rollout_options(sampling, horizon, rollout_every, rollout_batch, buffer_rollouts, priority_low,
                               priority_high, temperature)
@@ -148,7 +176,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self._storage: Storage = {}
         self._device_storage: dict[torch.device, Storage] = {}
         self._train_batches: RandomIndexBatches | None = None
-        self._sampler_state: torch.Tensor | None = None
+        self._resume: dict[str, Any] | None = None  # this rank's saved sampler/buffer state, until applied
+        self._trained_batches = 0  # training batches handed to the model (not merely prefetched)
         self._device_indices: dict[torch.device, torch.Tensor] = {}
 
     def setup(self, stage: str) -> None:
@@ -163,6 +192,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
                 seed=sampler_seed(self.seed, self.rank) + 1, mode=self.sampling, center=hp.priority_center,
                 low=hp.priority_low, high=hp.priority_high, temperature=hp.temperature,
                 relative_uncertainty=hp.relative_uncertainty, penalty=hp.penalty)
+            if self._resume and self._resume.get("synthetic") is not None:
+                self.synthetic.load_state_dict(self._resume["synthetic"])
 
     def _load(self) -> None:
         self.dataset = OfflineDataset.load(self.path)
@@ -186,8 +217,9 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         if self._train_batches is None:
             self._train_batches = RandomIndexBatches(self.train_indices, self.batch_size, self.steps_per_epoch,
                                                      seed=sampler_seed(self.seed, self.rank))
-            if self._sampler_state is not None:
-                self._train_batches.generator.set_state(self._sampler_state)
+            if self._resume and self._resume.get("sampler_rng") is not None:
+                self._train_batches.restore(self._resume["sampler_rng"], self._resume["trained_batches"])
+                self._trained_batches = self._resume["trained_batches"]
         return DataLoader(self._train_batches, batch_size=None)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -217,8 +249,12 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         n_real = len(batch)
         synthetic = None
-        if training and isinstance(self.synthetic, ModelRollouts) and self.synthetic.due(self.trainer.global_step):
-            self._rollout_round(storage, batch.device)
+        if training:
+            self._trained_batches += 1
+        if training and isinstance(self.synthetic, ModelRollouts):
+            self.synthetic.to_device(batch.device)
+            if self.synthetic.due(self.trainer.global_step):
+                self._rollout_round(storage, batch.device)
         if training and self.synthetic is not None:
             n_real = int(round(len(batch) * self.real_ratio))
             synthetic = self.synthetic.sample(len(batch) - n_real) if n_real < len(batch) else None
@@ -259,31 +295,31 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         log_histogram(self.trainer.loggers, "synthetic/u_histogram", self.synthetic.buffer.uncertainty(), step)
 
     def state_dict(self) -> dict[str, Any]:
-        """Normalisation statistics and the training sampler's RNG state (saved in checkpoints)."""
+        """Normalisation statistics, plus each rank's batch-sampler state and synthetic buffer (see
+        ``checkpoint_buffer``), gathered from every rank (saved in checkpoints)."""
         state: dict[str, Any] = {"statistics": {k: v.clone() for k, v in self.statistics.items()}}
+        if self._train_batches is None and self.synthetic is None:  # not fitting
+            return state
+        mine: dict[str, Any] = {"trained_batches": self._trained_batches, "sampler_rng": None, "synthetic": None}
         if self._train_batches is not None:
-            state["sampler_rng"] = self._train_batches.generator.get_state()
+            mine["sampler_rng"] = self._train_batches.state_before(self._trained_batches)
+        if isinstance(self.synthetic, ModelRollouts):
+            mine["synthetic"] = self.synthetic.state_dict(with_buffer=self.hparams.checkpoint_buffer)
+        state["per_rank"] = gather_objects(mine)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._sampler_state = state_dict.get("sampler_rng")
-        if self._train_batches is not None and self._sampler_state is not None:
-            self._train_batches.generator.set_state(self._sampler_state)
-
-
-def log_histogram(loggers: list, name: str, values: torch.Tensor, step: int) -> None:
-    """Send a histogram of ``values`` to the loggers that draw histograms (TensorBoard, Weights & Biases)."""
-    if len(values) == 0:
-        return
-    values = values.detach().float().cpu()
-    for logger in loggers:
-        kind = type(logger).__name__
-        if kind == "TensorBoardLogger":
-            logger.experiment.add_histogram(name, values, step)
-        elif kind == "WandbLogger":
-            import wandb
-
-            logger.experiment.log({name: wandb.Histogram(values.numpy()), "trainer/global_step": step})
+        if "per_rank" in state_dict:
+            self._resume = own_entry(state_dict["per_rank"], "data module (batch sampler, synthetic buffer)")
+        elif state_dict.get("sampler_rng") is not None:  # checkpoints written before per-rank state
+            self._resume = {"sampler_rng": state_dict["sampler_rng"], "trained_batches": 0, "synthetic": None}
+        if not self._resume:
+            return
+        if self._train_batches is not None and self._resume.get("sampler_rng") is not None:
+            self._train_batches.restore(self._resume["sampler_rng"], self._resume["trained_batches"])
+            self._trained_batches = self._resume["trained_batches"]
+        if isinstance(self.synthetic, ModelRollouts) and self._resume.get("synthetic") is not None:
+            self.synthetic.load_state_dict(self._resume["synthetic"])
 
 
 def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from logo.data.schema import DatasetSpec
-from logo.data.validate import content_problems, open_dataset, read_arrays
+from logo.data.validate import content_problems, open_dataset, read_arrays, read_hint
 from logo.errors import DatasetError
 
 Storage = dict[str, torch.Tensor]
@@ -41,11 +41,11 @@ class OfflineDataset:
         group, spec = open_dataset(path)
         arrays, problems = read_arrays(group)
         if problems:
-            raise DatasetError(str(path), problems)
+            raise DatasetError(str(path), problems, read_hint(path))
         if validate:
             problems = content_problems(spec, arrays)
             if problems:
-                raise DatasetError(str(path), problems)
+                raise DatasetError(str(path), problems, read_hint(path))
         return cls(path=str(path), spec=spec, attrs=dict(group.attrs), arrays=arrays)
 
     @property

@@ -48,9 +48,13 @@ class ModelRollouts:
                  **buffer_kwargs: Any):
         from logo.world_model.base import load_world_model
 
-        self.model = load_world_model(world_model)
-        check_fits(self.model.hparams, linked_dims(spec), f"world model {world_model}", f"dataset of {spec.scenario}",
-                   ("checkpoint", "dataset"))
+        try:
+            self.model = load_world_model(world_model)
+        except LogoError as exc:  # name the option at fault
+            raise LogoError(f"data.world_model: {exc}") from exc
+        check_fits(self.model.hparams, linked_dims(spec), f"data.world_model {world_model}",
+                   f"dataset of {spec.scenario}", ("checkpoint", "dataset"),
+                   hint="pass a world model trained on this dataset (stage one: `logo fit` of a world-model config)")
         self.path = world_model
         self.horizon, self.rollout_every, self.rollout_batch = horizon, rollout_every, rollout_batch
         self.seed = seed
@@ -63,13 +67,37 @@ class ModelRollouts:
         self.stats: dict[str, float] = {}
         self._sample_seconds = 0.0
         self._clock = time.perf_counter()
+        self._pending: dict[str, Any] | None = None  # state from a checkpoint, applied once on a device
 
-    def _ensure_device(self, device: torch.device) -> None:
-        if self.generator is not None and self.generator.device == device:
+    def to_device(self, device: torch.device) -> None:
+        """Move the world model, generator and buffer to ``device`` (first call: create them there)."""
+        if self.generator is not None and self.generator.device == device and self._pending is None:
             return
         self.model.to(device)
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
         self.buffer = SyntheticBuffer(self.capacity, generator=self.generator, **self.buffer_kwargs)
+        if self._pending is not None:
+            state, self._pending = self._pending, None
+            self.generator.set_state(state["generator"])
+            if state.get("buffer") is not None:
+                self.buffer.load_state_dict(state["buffer"])
+            self.rounds = state["rounds"]
+            # without the buffer the next step is due for a round anyway (the buffer is empty)
+            self.last_round = state["last_round"]
+
+    def state_dict(self, with_buffer: bool = True) -> dict[str, Any]:
+        """What a resumed fit needs to continue the same rollouts: generator, round count and (optionally)
+        the buffer, all on the CPU."""
+        if self.generator is None:  # no round has run yet
+            return dict(self._pending) if self._pending is not None else {}
+        return {"generator": self.generator.get_state(), "rounds": self.rounds, "last_round": self.last_round,
+                "buffer": self.buffer.state_dict() if with_buffer else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; applied when the rollouts first meet their device."""
+        if state:
+            self._pending = dict(state)
+            self.generator = None
 
     def due(self, step: int) -> bool:
         """Whether a round should run before the batch of training step ``step``."""
@@ -83,7 +111,7 @@ class ModelRollouts:
         from logo.world_model.rollout import rollout
 
         device = indices.device
-        self._ensure_device(device)
+        self.to_device(device)
         pick = torch.randint(len(indices), (self.rollout_batch,), generator=self.generator, device=device)
         start = gather_transitions(storage, indices[pick])
         started = time.perf_counter()

@@ -20,11 +20,19 @@ from logo.errors import DatasetError
 MAX_REPORTED = 3  # positions listed per problem before "and N more"
 
 
+def read_hint(path: str | Path) -> str:
+    """The fix shown under the problems when a dataset cannot be read."""
+    return (f"fix: check the path, or write the dataset again with `logo collect`, `logo data import` or "
+            f"`logo data synth`; `logo data validate {path}` lists every problem")
+
+
 def open_group(path: str | Path) -> tuple[zarr.Group | None, list[str]]:
     """Open a dataset group read-only; returns (group, problems)."""
     p = Path(path)
     if not p.exists():
         return None, [f"{p}: no such file or directory (expected a logo zarr dataset)"]
+    if p.is_dir() and not any(p.iterdir()):
+        return None, [f"{p}: not a readable zarr group (an empty folder; expected a logo zarr dataset)"]
     try:
         group = zarr.open_group(str(p), mode="r")
     except Exception as exc:  # zarr raises several types for non-groups and corrupt metadata
@@ -191,10 +199,10 @@ def open_dataset(path: str | Path) -> tuple[zarr.Group, DatasetSpec]:
     """Open a dataset group and check its structure (metadata only); raises DatasetError naming each problem."""
     group, problems = open_group(path)
     if group is None:
-        raise DatasetError(str(path), problems)
+        raise DatasetError(str(path), problems, read_hint(path))
     spec, problems = structure_problems(group)
     if problems:
-        raise DatasetError(str(path), problems)
+        raise DatasetError(str(path), problems, read_hint(path))
     return group, spec
 
 

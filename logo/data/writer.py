@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ class DatasetWriter:
             raise ValueError(f"chunk_steps: expected a positive number of steps, got {chunk_steps}")
         self._refuse_existing()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        remove_stale_temporaries(self.path)
+        owner = f"{os.getpid()}@{socket.gethostname()}"  # lets a later writer tell a dead run's folder
+        self.tmp_path = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}-{owner}"
         self._group = zarr.open_group(str(self.tmp_path), mode="w")
         self._pending: dict[str, list[np.ndarray]] = {}
         self._pending_steps = 0
@@ -241,3 +244,29 @@ class DatasetWriter:
             self.close()
         else:
             self.abort()
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary folders that writers of ``path`` killed mid-write left beside it.
+
+    A temporary folder's name carries its writer's process id and host; those written on this host
+    by a process that no longer runs are removed (other hosts' are left alone). Returns what was removed.
+    """
+    removed, host = [], socket.gethostname()
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        owner = tmp.name.rsplit(".tmp-", 1)[1].partition("-")[2]  # "pid@host"
+        pid, _, owner_host = owner.partition("@")
+        if pid.isdigit() and owner_host == host and not _process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -78,7 +78,8 @@ def dataset_env_target(spec) -> tuple[str, str, dict, dict[str, float] | None]:
 
     if spec.env_family not in FAMILIES:
         raise LogoError(f"dataset env_family {spec.env_family!r} has no environment adapter to evaluate in "
-                        f"(adapters: {', '.join(sorted(FAMILIES))})")
+                        f"(adapters: {', '.join(sorted(FAMILIES))}); name one with `logo evaluate --env E "
+                        "--scenario S` or EnvEvaluation's env and scenario")
     options = dict(spec.extra.get("env_options") or {})
     reference = spec.extra.get("reference_returns") or reference_returns(spec.env_family, spec.scenario, options)
     return spec.env_family, spec.scenario, options, reference

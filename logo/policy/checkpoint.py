@@ -18,7 +18,7 @@ from lightning.pytorch import LightningModule
 from logo.checkpoint import load_recorded, record_class
 from logo.data.schema import linked_dims
 from logo.envs.base import EnvSpec, TimeStep
-from logo.errors import check_fits
+from logo.errors import LogoError, check_fits
 from logo.metrics import reset_metrics
 
 CLASS_KEY = "logo_policy_class"
@@ -53,8 +53,13 @@ class CheckpointPolicy:
     """
 
     def __init__(self, module: LightningModule, spec: EnvSpec):
+        if not callable(getattr(module, "act", None)):
+            raise LogoError(f"{type(module).__name__} is not a policy (it has no act()); pass the checkpoint of a "
+                            "policy (BCPolicy, DiscreteMACQL, ContinuousMACQL, OnlineTD3)")
         check_fits(getattr(module, "hparams", {}), linked_dims(spec, ACTING_DIMS), f"policy {type(module).__name__}",
-                   f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"))
+                   f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"),
+                   hint="evaluate it in the environment of the dataset it was trained on (`logo data check` "
+                        "compares a dataset with an environment)")
         self.module, self.spec = module, spec
 
     def seed(self, seed: int) -> None:

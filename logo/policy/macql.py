@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torchmetrics import MeanMetric
@@ -140,7 +140,9 @@ class DiscreteMACQL(OfflinePolicy):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # here, not in on_train_batch_end: a checkpoint saved at the end of this batch must include the update
+        super().optimizer_step(*args, **kwargs)
         soft_update(self.q_target, self.q_net, self.hparams.tau)
         soft_update(self.mixer_target, self.mixer, self.hparams.tau)
 

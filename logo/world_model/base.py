@@ -27,12 +27,14 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric, MeanSquaredError, SpearmanCorrCoef, SumMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
+from torchmetrics.utilities import dim_zero_cat
 
 from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
 from logo.data.schema import linked_dims
 from logo.errors import check_fits
-from logo.metrics import reset_metrics
+from logo.loggers import log_calibration, log_histogram
+from logo.metrics import calibration_bins, reset_metrics
 from logo.nn import Normalizer, to_unit_box
 from logo.world_model.rollout import StepResult
 
@@ -266,11 +268,23 @@ class WorldModel(LightningModule):
         if self.discrete and self.val_legal_accuracy.update_count:
             metrics["val/legal_accuracy"] = self.val_legal_accuracy.compute()
         metrics["val/spearman_u_error"] = self.val_spearman.compute()
+        self.log_uncertainty_plots()
         for metric in (self.val_termination_accuracy, self.val_termination_auroc, self.val_terminations,
                        self.val_count, self.val_legal_accuracy, self.val_spearman):
             metric.reset()
         metrics.update(self.open_loop_errors())
         self.log_dict(metrics, sync_dist=True)  # ranks validate the same episodes: the mean is unchanged
+
+    def log_uncertainty_plots(self) -> None:
+        """``val/u_histogram`` and ``val/u_calibration`` (binned u against the true next-state error) of this
+        validation epoch, for the loggers that draw; they read the (u, error) pairs the Spearman metric keeps."""
+        trainer = self._trainer
+        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero or not self.val_spearman.preds:
+            return
+        u, error = dim_zero_cat(self.val_spearman.preds), dim_zero_cat(self.val_spearman.target)
+        step = trainer.global_step
+        log_histogram(self.loggers, "val/u_histogram", u, step)
+        log_calibration(self.loggers, "val/u_calibration", *calibration_bins(u, error), step)
 
     @torch.no_grad()
     def open_loop_errors(self) -> dict[str, float]:

@@ -45,7 +45,7 @@ def write_rollouts(checkpoint: str, data: str, out: str, horizon: int = 15, star
     dataset = OfflineDataset.load(data)
     spec = dataset.spec
     check_fits(model.hparams, linked_dims(spec), f"world model {checkpoint}", f"dataset {data}",
-               ("checkpoint", "dataset"))
+               ("checkpoint", "dataset"), hint="pass the dataset the world model was trained on as --data")
     generator = torch.Generator(device=device).manual_seed(seed)
     act = _policy(policy, model, device, generator)
     storage = {k: v.to(device) for k, v in dataset.storage().items()}
@@ -73,9 +73,11 @@ def _policy(policy: str, model, device: str, generator: torch.Generator):
     if policy == "random":
         return UniformPolicy(model.n_agents, model.action_size, model.discrete, model.action_low,
                              model.action_high, generator)
-    from logo.policy.checkpoint import load_policy
+    from logo.policy.checkpoint import ACTING_DIMS, load_policy
 
     module = load_policy(policy, map_location=device)
+    check_fits(module.hparams, linked_dims(model.hparams, ACTING_DIMS), f"policy {policy}", "the world model",
+               ("policy", "world model"), hint="pass a policy trained on the world model's dataset, or --policy random")
     return module.act
 
 

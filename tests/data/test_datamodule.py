@@ -140,18 +140,24 @@ def test_each_rank_samples_with_its_own_seed():
     assert torch.equal(next(iter(RandomIndexBatches(indices, 64, 1, sampler_seed(0, 2)))), streams[2])
 
 
-def test_sampler_state_round_trips_through_state_dict(discrete_dataset):
-    dm = _setup(discrete_dataset, seed=0)
-    it = iter(dm.train_dataloader())
-    first, second = next(it), next(it)
-    dm = _setup(discrete_dataset, seed=0)
-    it = iter(dm.train_dataloader())
-    assert torch.equal(next(it), first)
+def test_sampler_state_resumes_after_the_last_trained_batch(discrete_dataset, tmp_path):
+    """The saved state precedes the first batch not trained on (even if a loader fetched further ahead)."""
+    from lightning.pytorch import Trainer
+
+    from logo.data.schema import linked_dims
+    from logo.policy import BCPolicy
+
+    reference = iter(_setup(discrete_dataset, seed=0, batch_size=32, val_fraction=0.0).train_dataloader())
+    batches = [next(reference) for _ in range(5)]
+    dm = OfflineMARLDataModule(str(discrete_dataset), batch_size=32, seed=0, val_fraction=0.0)
+    model = BCPolicy(**linked_dims(dm.spec), hidden_sizes=[16])
+    Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False, default_root_dir=tmp_path).fit(model, dm)
     state = dm.state_dict()
-    assert set(state) == {"statistics", "sampler_rng"}
-    resumed = _setup(discrete_dataset, seed=0)
+    assert set(state) == {"statistics", "per_rank"} and state["per_rank"][0]["trained_batches"] == 3
+    resumed = _setup(discrete_dataset, seed=0, batch_size=32, val_fraction=0.0)
     resumed.load_state_dict(state)
-    assert torch.equal(next(iter(resumed.train_dataloader())), second)
+    assert torch.equal(next(iter(resumed.train_dataloader())), batches[3])
 
 
 def test_bad_arguments_and_paths_give_clear_errors(tmp_path, discrete_dataset):

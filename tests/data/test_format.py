@@ -186,6 +186,11 @@ def test_killed_writer_leaves_no_dataset(tmp_path):
     assert not target.exists()
     with pytest.raises(LogoError, match="no such file"):
         OfflineDataset.load(target)
+    # the next writer of the same target clears what the dead one left
+    ep = _episodes("discrete", [4])[0]
+    with DatasetWriter(target, spec=_spec("discrete")) as writer:
+        writer.add_episode(**ep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.zarr"]
 
 
 def test_extra_per_step_arrays_are_written_and_checked(tmp_path):
