@@ -29,16 +29,18 @@ def mpe_dataset(tmp_path_factory) -> Path:
     return collect_small("mpe", "simple_spread_v3", "mpe2", options, tmp_path_factory)
 
 
-def _fit(config: str, run_dir: Path, dataset: Path, extra: dict, callbacks: list[dict]) -> None:
+def _fit(config: str, run_dir: Path, dataset: Path, extra: dict, callbacks: list[dict], *args: str,
+         max_epochs: int = 2) -> None:
     overrides = {
-        "trainer": {"max_epochs": 2, "log_every_n_steps": 1, "enable_progress_bar": False, "num_sanity_val_steps": 0,
+        "trainer": {"max_epochs": max_epochs, "log_every_n_steps": 1, "enable_progress_bar": False,
+                    "num_sanity_val_steps": 0,
                     "callbacks": [*callbacks,
                                   {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                                    "init_args": {"dirpath": str(run_dir / "checkpoints"), "save_last": True,
                                                  "every_n_epochs": 1, "monitor": None,
                                                  "filename": "{epoch}-{step}", "save_top_k": -1}},
                                   {"class_path": "tests.helpers.RankProbe", "init_args": {"out_dir": str(run_dir)}}],
-                    "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "logger": {"class_path": "LogoCSVLogger",
                                "init_args": {"save_dir": str(run_dir), "name": "", "version": "ddp"}}},
         "data": {"init_args": {"path": str(dataset), "batch_size": 32, "steps_per_epoch": 12, "val_fraction": 0.2}},
         **extra,
@@ -46,7 +48,7 @@ def _fit(config: str, run_dir: Path, dataset: Path, extra: dict, callbacks: list
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     command = [sys.executable, "-m", "logo", "fit", "--config", config, "--config", str(run_dir / "overrides.yaml"),
-               *DDP]
+               *DDP, *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,26 +91,52 @@ def test_world_model_stage_under_ddp(world_model_run):
         ["epoch=0-step=12.ckpt", "epoch=1-step=24.ckpt", "last.ckpt"]
 
 
-def test_policy_stage_under_ddp_rolls_out_per_rank_and_evaluates_once(world_model_run, mpe_dataset, tmp_path):
-    run_dir = tmp_path / "policy"
-    extra = {"model": {"init_args": {"hidden_sizes": [32, 32]}},
-             "data": {"init_args": {"path": str(mpe_dataset), "batch_size": 32, "steps_per_epoch": 12,
-                                    "val_fraction": 0.2, "world_model": str(world_model_run / "checkpoints/last.ckpt"),
-                                    "rollout_every": 8, "rollout_batch": 16, "horizon": 3, "buffer_rollouts": 4}}}
-    evaluation = {"class_path": "EnvEvaluation", "init_args": {"episodes": 2, "num_envs": 2, "every_n_epochs": 1}}
-    _fit("configs/mpe/simple_spread_v3/policy.yaml", run_dir, mpe_dataset, extra, [evaluation])
-    first, second = _probes(run_dir)
+EVALUATION = {"class_path": "EnvEvaluation", "init_args": {"episodes": 2, "num_envs": 2, "every_n_epochs": 1}}
+
+
+def _policy_extra(dataset: Path, world_model_run: Path) -> dict:
+    return {"model": {"init_args": {"hidden_sizes": [32, 32]}},
+            "data": {"init_args": {"path": str(dataset), "batch_size": 32, "steps_per_epoch": 12, "val_fraction": 0.2,
+                                   "world_model": str(world_model_run / "checkpoints/last.ckpt"),
+                                   "rollout_every": 8, "rollout_batch": 16, "horizon": 3, "buffer_rollouts": 4}}}
+
+
+@pytest.fixture(scope="module")
+def policy_run(world_model_run, mpe_dataset, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ddp_policy")
+    _fit("configs/mpe/simple_spread_v3/policy.yaml", run_dir, mpe_dataset, _policy_extra(mpe_dataset, world_model_run),
+         [EVALUATION])
+    return run_dir
+
+
+def test_policy_stage_under_ddp_rolls_out_per_rank_and_evaluates_once(policy_run):
+    first, second = _probes(policy_run)
     assert first["rounds"] == second["rounds"] == 3  # steps 0, 8, 16
     assert first["buffer_size"] == second["buffer_size"] == 3 * 16 * 3
     assert first["buffer"] != second["buffer"]  # each rank rolled out from its own starts with its own seed
-    rows = _rows(run_dir)
+    rows = _rows(policy_run)
     assert _logged_once(rows, "eval/return_mean") == [11, 23]  # played by rank 0, logged once per epoch
     assert len(_logged_once(rows, "synthetic/u_mean")) == 3  # rank 0's rounds
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = torch.load(policy_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     ranks = checkpoint["OfflineMARLDataModule"]["per_rank"]
     assert len(ranks) == 2 and not torch.equal(ranks[0]["sampler_rng"], ranks[1]["sampler_rng"])
     assert [r["synthetic"]["buffer"]["size"] for r in ranks] == [144, 144]
     assert len(checkpoint["callbacks"]["RandomStates"]["per_rank"]) == 2
+
+
+def test_policy_stage_under_ddp_resumes_each_rank_exactly(policy_run, world_model_run, mpe_dataset, tmp_path):
+    """One epoch, then --ckpt_path last to two: every rank ends where the uninterrupted two-epoch run ended."""
+    extra = _policy_extra(mpe_dataset, world_model_run)
+    _fit("configs/mpe/simple_spread_v3/policy.yaml", tmp_path, mpe_dataset, extra, [EVALUATION], max_epochs=1)
+    _fit("configs/mpe/simple_spread_v3/policy.yaml", tmp_path, mpe_dataset, extra, [EVALUATION],
+         "--ckpt_path", "last")
+    for rank in (0, 1):
+        resumed, uninterrupted = (json.loads((d / f"rank{rank}.json").read_text()) for d in (tmp_path, policy_run))
+        assert resumed == uninterrupted  # weights, this rank's buffer, sampler position and round count
+    wall_clock = ("synthetic/rollout_transitions_per_s", "synthetic/sampler_share")
+    resumed_rows = {(k, r["step"]): v for r in _rows(tmp_path) for k, v in r.items() if v and k not in wall_clock}
+    reference = {(k, r["step"]): v for r in _rows(policy_run) for k, v in r.items() if v and k not in wall_clock}
+    assert resumed_rows and resumed_rows == {key: reference[key] for key in resumed_rows}
 
 
 def test_torchrun_launch_the_multi_node_path(discrete_dataset, tmp_path):

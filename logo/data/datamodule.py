@@ -100,6 +100,13 @@ class SequentialIndexBatches(IterableDataset):
         yield from self.indices.split(self.batch_size)
 
 
+def _loader(batches: IterableDataset) -> DataLoader:
+    """A loader of ready-made index batches. Its own (unused) generator keeps ``iter()`` from drawing its base
+    seed from the global RNG, which would shift the losses' random numbers at every new epoch and make a
+    run resumed from an epoch-end checkpoint draw differently from the uninterrupted one."""
+    return DataLoader(batches, batch_size=None, generator=torch.Generator())
+
+
 def sampler_seed(seed: int, rank: int) -> int:
     """Seed of a rank's training sampler: distinct per rank, so DDP ranks draw different batches."""
     return seed + 7919 * (rank + 1)
@@ -220,12 +227,12 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
             if self._resume and self._resume.get("sampler_rng") is not None:
                 self._train_batches.restore(self._resume["sampler_rng"], self._resume["trained_batches"])
                 self._trained_batches = self._resume["trained_batches"]
-        return DataLoader(self._train_batches, batch_size=None)
+        return _loader(self._train_batches)
 
     def val_dataloader(self) -> DataLoader | list:
         if len(self.val_indices) == 0:
             return []
-        return DataLoader(SequentialIndexBatches(self.val_indices, self.val_batch_size), batch_size=None)
+        return _loader(SequentialIndexBatches(self.val_indices, self.val_batch_size))
 
     def test_dataloader(self) -> DataLoader | list:
         """The held-out episodes (evaluation in the real environment is a separate routine)."""
