@@ -199,8 +199,7 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
                 seed=sampler_seed(self.seed, self.rank) + 1, mode=self.sampling, center=hp.priority_center,
                 low=hp.priority_low, high=hp.priority_high, temperature=hp.temperature,
                 relative_uncertainty=hp.relative_uncertainty, penalty=hp.penalty)
-            if self._resume and self._resume.get("synthetic") is not None:
-                self.synthetic.load_state_dict(self._resume["synthetic"])
+            self._apply_resume()
 
     def _load(self) -> None:
         self.dataset = OfflineDataset.load(self.path)
@@ -224,9 +223,7 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         if self._train_batches is None:
             self._train_batches = RandomIndexBatches(self.train_indices, self.batch_size, self.steps_per_epoch,
                                                      seed=sampler_seed(self.seed, self.rank))
-            if self._resume and self._resume.get("sampler_rng") is not None:
-                self._train_batches.restore(self._resume["sampler_rng"], self._resume["trained_batches"])
-                self._trained_batches = self._resume["trained_batches"]
+            self._apply_resume()
         return _loader(self._train_batches)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -317,16 +314,21 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "per_rank" in state_dict:
-            self._resume = own_entry(state_dict["per_rank"], "data module (batch sampler, synthetic buffer)")
+            mine = own_entry(state_dict["per_rank"], "data module (batch sampler, synthetic buffer)")
+            self._resume = dict(mine) if mine else None
         elif state_dict.get("sampler_rng") is not None:  # checkpoints written before per-rank state
             self._resume = {"sampler_rng": state_dict["sampler_rng"], "trained_batches": 0, "synthetic": None}
-        if not self._resume:
-            return
-        if self._train_batches is not None and self._resume.get("sampler_rng") is not None:
-            self._train_batches.restore(self._resume["sampler_rng"], self._resume["trained_batches"])
-            self._trained_batches = self._resume["trained_batches"]
-        if isinstance(self.synthetic, ModelRollouts) and self._resume.get("synthetic") is not None:
-            self.synthetic.load_state_dict(self._resume["synthetic"])
+        self._apply_resume()
+
+    def _apply_resume(self) -> None:
+        """Hand the saved state to the batch sampler and the rollouts, each once, as soon as it exists: Lightning
+        may restore the checkpoint before or after ``setup`` and ``train_dataloader`` create them."""
+        resume = self._resume or {}
+        if self._train_batches is not None and resume.get("sampler_rng") is not None:
+            self._train_batches.restore(resume.pop("sampler_rng"), resume["trained_batches"])
+            self._trained_batches = resume["trained_batches"]
+        if isinstance(self.synthetic, ModelRollouts) and resume.get("synthetic") is not None:
+            self.synthetic.load_state_dict(resume.pop("synthetic"))
 
 
 def compute_statistics(dataset: OfflineDataset, indices: np.ndarray) -> dict[str, torch.Tensor]:
