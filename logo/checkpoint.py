@@ -51,6 +51,10 @@ def _read(path: Path, what: str, fix: str) -> Any:
     """The object saved at ``path``; a LogoError starting with ``what`` for a missing or unreadable file."""
     if not path.is_file():
         raise LogoError(f"{what}: no such file; check the path, or {fix}")
+    try:  # memory-mapped: the callers need a few entries, not every tensor (e.g. a saved synthetic buffer)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:
+        pass  # not a zip-format checkpoint, or not a checkpoint at all: a plain read gives the real error
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
