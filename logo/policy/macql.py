@@ -130,13 +130,7 @@ class DiscreteMACQL(OfflinePolicy):
         return out
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        parts = self.losses(batch)
-        td = self.log_split("td", parts["td"], batch)
-        values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
-                                                 self.hparams.cql_synthetic)
-        cql = self.log_split("cql", values, batch, weights)
-        self.log_split("q_data", parts["q_data"], batch)
-        loss = td + self.hparams.cql_alpha * cql
+        loss = self.conservative_td_loss(self.losses(batch), batch)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

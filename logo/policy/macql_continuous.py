@@ -169,15 +169,10 @@ class ContinuousMACQL(OfflinePolicy):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         weights = batch.get("weights")
-        critic = self.critic_losses(batch)
-        td = self.log_split("td", critic["td"], batch)
-        values, weights = self.conservative_term(critic["cql"], critic["q_data_attached"], batch,
-                                                 self.hparams.cql_synthetic)
-        cql = self.log_split("cql", values, batch, weights)
-        self.log_split("q_data", critic["q_data"], batch)
+        critic = self.conservative_td_loss(self.critic_losses(batch), batch)
         actor, log_prob = self.actor_loss(batch)
         actor = self.log_split("actor_loss", actor, batch)
-        loss = td + self.hparams.cql_alpha * cql + actor
+        loss = critic + actor
         if self.hparams.learn_entropy_alpha:
             loss = loss - self.log_alpha * weighted_mean(log_prob.detach() + self.target_entropy, weights)
         self.log("train/loss", loss, prog_bar=True)

@@ -100,6 +100,16 @@ class OfflinePolicy(ActingPolicy, LightningModule):
             return penalty, real if weights is None else weights * real
         return torch.where(synthetic, penalty + q_data, penalty), weights
 
+    def conservative_td_loss(self, parts: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+        """``td + cql_alpha * cql`` from a learner's per-row ``td``, ``cql`` (the CQL penalty), ``q_data`` and
+        ``q_data_attached`` [B], synthetic rows' CQL set by ``cql_synthetic``; logs each part (:meth:`log_split`)."""
+        td = self.log_split("td", parts["td"], batch)
+        values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
+                                                 self.hparams.cql_synthetic)
+        cql = self.log_split("cql", values, batch, weights)
+        self.log_split("q_data", parts["q_data"], batch)
+        return td + self.hparams.cql_alpha * cql
+
     def log_split(self, name: str, values: torch.Tensor, batch: dict[str, Any], weights: torch.Tensor | None = None,
                   **kwargs: Any) -> torch.Tensor:
         """Log the weighted mean of per-transition ``values`` [B] as ``train/{name}``, and its mean over the
