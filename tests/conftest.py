@@ -32,3 +32,10 @@ def collect_small(family: str, scenario: str, package: str, options: dict, tmp_p
     out = tmp_path_factory.mktemp(family) / "data.zarr"
     collect(env=family, scenario=scenario, quality="medium", out=str(out), seed=0, progress=False, **options)
     return out
+
+
+@pytest.fixture(scope="session")
+def mpe_dataset(tmp_path_factory) -> Path:
+    """16 episodes of MPE simple_spread collected by ``logo collect`` (read-only: do not modify)."""
+    options = {"behaviour": "scripted", "epsilon": 0.5, "episodes": 16, "num_envs": 4}
+    return collect_small("mpe", "simple_spread_v3", "mpe2", options, tmp_path_factory)

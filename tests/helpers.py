@@ -5,6 +5,7 @@ They observe or pause a real ``logo fit``; nothing here replaces logo's own code
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import time
@@ -12,6 +13,16 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+WALL_CLOCK = {"synthetic/rollout_transitions_per_s", "synthetic/sampler_share"}  # timings, not results
+
+
+def logged_metrics(path: Path) -> dict[tuple[str, int], float]:
+    """A CSVLogger ``metrics.csv`` as {(key, step): value}, wall-clock timings left out."""
+    with Path(path).open() as f:
+        rows = list(csv.DictReader(f))
+    return {(key, int(row["step"])): float(value) for row in rows for key, value in row.items()
+            if key not in ("step", "epoch", *WALL_CLOCK) and value != ""}
 
 
 class Stall(Callback):

@@ -18,15 +18,10 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, collect_small
+from tests.conftest import ROOT
+from tests.helpers import logged_metrics
 
 DDP = ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
-
-
-@pytest.fixture(scope="module")
-def mpe_dataset(tmp_path_factory) -> Path:
-    options = {"behaviour": "scripted", "epsilon": 0.5, "episodes": 16, "num_envs": 4}
-    return collect_small("mpe", "simple_spread_v3", "mpe2", options, tmp_path_factory)
 
 
 def _fit(config: str, run_dir: Path, dataset: Path, extra: dict, callbacks: list[dict], *args: str,
@@ -133,9 +128,8 @@ def test_policy_stage_under_ddp_resumes_each_rank_exactly(policy_run, world_mode
     for rank in (0, 1):
         resumed, uninterrupted = (json.loads((d / f"rank{rank}.json").read_text()) for d in (tmp_path, policy_run))
         assert resumed == uninterrupted  # weights, this rank's buffer, sampler position and round count
-    wall_clock = ("synthetic/rollout_transitions_per_s", "synthetic/sampler_share")
-    resumed_rows = {(k, r["step"]): v for r in _rows(tmp_path) for k, v in r.items() if v and k not in wall_clock}
-    reference = {(k, r["step"]): v for r in _rows(policy_run) for k, v in r.items() if v and k not in wall_clock}
+    resumed_rows = logged_metrics(tmp_path / "ddp" / "metrics.csv")
+    reference = logged_metrics(policy_run / "ddp" / "metrics.csv")
     assert resumed_rows and resumed_rows == {key: reference[key] for key in resumed_rows}
 
 

@@ -8,7 +8,6 @@ reference's exactly, step for step, including the policy stage's world-model rol
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -20,16 +19,10 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, collect_small
+from tests.conftest import ROOT
+from tests.helpers import logged_metrics
 
 MAX_STEPS = 45  # the killed run stops after step 25: checkpoint at 20, resumed run trains 21..45
-WALL_CLOCK = {"synthetic/rollout_transitions_per_s", "synthetic/sampler_share"}  # timings, not results
-
-
-@pytest.fixture(scope="module")
-def mpe_dataset(tmp_path_factory) -> Path:
-    options = {"behaviour": "scripted", "epsilon": 0.5, "episodes": 16, "num_envs": 4}
-    return collect_small("mpe", "simple_spread_v3", "mpe2", options, tmp_path_factory)
 
 
 def _env() -> dict[str, str]:
@@ -83,13 +76,6 @@ def _sigkill_when(command: list[str], ready, what: str) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def _metrics(path: Path) -> dict[tuple[str, int], float]:
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return {(key, int(row["step"])): float(value) for row in rows for key, value in row.items()
-            if key not in ("step", "epoch", *WALL_CLOCK) and value != ""}
-
-
 def _kill_resume_and_compare(tmp_path: Path, config: str, dataset: Path, extra: dict) -> tuple[dict, dict]:
     killed_dir, reference_dir = tmp_path / "killed", tmp_path / "reference"
     marker = tmp_path / "stalled"
@@ -100,11 +86,11 @@ def _kill_resume_and_compare(tmp_path: Path, config: str, dataset: Path, extra: 
     assert checkpoint["global_step"] == 20  # saved every 10 steps; killed after 25
     _run(_command(config, _overrides(killed_dir, "run", dataset, None, extra), "--ckpt_path", "last"))
     _run(_command(config, _overrides(reference_dir, "reference", dataset, None, extra)))
-    resumed = _metrics(killed_dir / "run" / "metrics.csv")
-    reference = _metrics(reference_dir / "reference" / "metrics.csv")
+    resumed = logged_metrics(killed_dir / "run" / "metrics.csv")
+    reference = logged_metrics(reference_dir / "reference" / "metrics.csv")
     after = {key: value for key, value in reference.items() if key[1] >= 20}
     # the killed run's own log is kept beside the resumed one (Lightning's CSVLogger would delete it)
-    before_kill = _metrics(killed_dir / "run" / "metrics.1.csv")
+    before_kill = logged_metrics(killed_dir / "run" / "metrics.1.csv")
     assert max(step for _, step in before_kill) > 20  # it went past its last checkpoint
     assert before_kill == {key: value for key, value in reference.items() if key in before_kill}
     assert min(step for _, step in resumed) >= 20 and max(step for _, step in resumed) == MAX_STEPS - 1
