@@ -1,0 +1,591 @@
+"""The benchmark matrix (docs/results.md): scenarios x methods x seeds, one result file per run.
+
+    python benchmarks/matrix.py run --jobs 2              # every run of benchmarks/matrix.yaml not yet done
+    python benchmarks/matrix.py run --quick --jobs 2      # the smoke check (~20 min on 2 CPU cores)
+    python benchmarks/matrix.py run --only 'smax_3m/*'    # a subset (shell-style pattern on the run keys)
+    python benchmarks/matrix.py list [--quick]            # the runs, their dependencies and whether done
+    python benchmarks/matrix.py aggregate [--quick] [--update docs/results.md]
+
+Every run is a unit with a key such as ``mpe_simple_spread/medium/macql/seed1`` and writes its own JSON
+file (``<results>/<key>.json``: config, seed, metrics, wall time, git revision, machine) atomically when
+it finishes, so an interrupted ``run`` loses only the units in flight and a rerun skips finished ones.
+Units run as subprocesses (``matrix.py unit KEY``), ``--jobs`` at a time, each after the units it needs
+(the dataset, and for model-based methods the world model of the same seed). Each fit is the
+``logo fit`` of the scenario's shipped configs (``logo.pipeline.fit_stage``) with the matrix's overrides.
+
+``aggregate`` reads whatever result files exist and prints markdown tables (mean ± std over seeds);
+``--update FILE`` rewrites the part of FILE between ``<!-- matrix:begin -->`` and ``<!-- matrix:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MATRIX = ROOT / "benchmarks" / "matrix.yaml"
+BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
+
+
+# ----------------------------------------------------------------------------------------------- the matrix
+
+def load_matrix(path: str | Path = DEFAULT_MATRIX, quick: bool = False) -> dict[str, Any]:
+    """The matrix YAML with, for ``quick``, its ``quick`` block applied."""
+    matrix = yaml.safe_load(Path(path).read_text())
+    quick_block = matrix.pop("quick", {}) or {}
+    matrix["quick"] = quick
+    if quick:
+        for key in ("results", "runs", "seeds", "evaluation"):
+            if key in quick_block:
+                matrix[key] = quick_block[key]
+        if "scenarios" in quick_block:
+            matrix["scenarios"] = [s for s in matrix["scenarios"] if s["name"] in quick_block["scenarios"]]
+        for scenario in matrix["scenarios"]:
+            for key in ("world_model_updates", "policy_updates"):
+                if key in quick_block:
+                    scenario[key] = quick_block[key]
+        if "ablation_values" in quick_block:
+            for ablation in matrix.get("ablations", []):
+                ablation["values"] = quick_block["ablation_values"]
+    return matrix
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_").replace("__", "_")
+
+
+@dataclass
+class Unit:
+    """One run of the matrix."""
+
+    key: str
+    kind: str  # dataset | reference | world_model | policy
+    scenario: str
+    quality: str
+    needs: list[str] = field(default_factory=list)
+    seed: int | None = None
+    world_model: str | None = None  # world-model kind (world_model units and model-based policies)
+    method: str | None = None
+    ablation: dict[str, Any] | None = None  # {"name", "key", "value"}
+
+
+def plan(matrix: dict[str, Any]) -> list[Unit]:
+    """Every unit of the matrix, in run order (a unit comes after the units it needs)."""
+    methods = matrix["methods"]
+    units: list[Unit] = []
+
+    def cell(scenario: str, quality: str) -> list[Unit]:
+        base = f"{scenario}/{quality}"
+        dataset = Unit(f"{base}/dataset", "dataset", scenario, quality)
+        out = [dataset, Unit(f"{base}/reference", "reference", scenario, quality, [dataset.key])]
+        for seed in matrix["seeds"]:
+            wms = {kind: Unit(f"{base}/wm_{kind}/seed{seed}", "world_model", scenario, quality, [dataset.key], seed,
+                              world_model=kind) for kind in matrix["world_models"]}
+            model_free = [m for m in methods if not m.get("world_model")]
+            model_based = [m for m in methods if m.get("world_model")]
+            # world models first so the model-based runs can start; model-free runs fill the gaps
+            out += [wms[k] for k in wms]
+            for m in model_free + model_based:
+                needs = [dataset.key] + ([wms[m["world_model"]].key] if m.get("world_model") else [])
+                out.append(Unit(f"{base}/{slug(m['name'])}/seed{seed}", "policy", scenario, quality, needs, seed,
+                                world_model=m.get("world_model"), method=m["name"]))
+        return out
+
+    ablations = matrix.get("ablations", [])
+    for scenario in matrix["scenarios"]:
+        for quality in scenario["datasets"]:
+            units += cell(scenario["name"], quality)
+        for ablation in ablations:
+            if ablation["scenario"] != scenario["name"] or ablation["quality"] not in scenario["datasets"]:
+                continue
+            method = next(m for m in methods if m["name"] == ablation["method"])
+            base = f"{scenario['name']}/{ablation['quality']}"
+            for seed in matrix["seeds"]:
+                for value in ablation["values"]:
+                    if value == ablation.get("default"):
+                        continue  # the method's own run is this row
+                    needs = [f"{base}/dataset"] + ([f"{base}/wm_{method['world_model']}/seed{seed}"]
+                                                   if method.get("world_model") else [])
+                    units.append(Unit(f"{base}/{slug(method['name'])}_{ablation['name']}{value}/seed{seed}",
+                                      "policy", scenario["name"], ablation["quality"], needs, seed,
+                                      world_model=method.get("world_model"), method=method["name"],
+                                      ablation={"name": ablation["name"], "key": ablation["key"], "value": value}))
+    return units
+
+
+def result_path(matrix: dict[str, Any], key: str) -> Path:
+    return ROOT / matrix["results"] / f"{key}.json"
+
+
+def read_result(matrix: dict[str, Any], key: str) -> dict[str, Any] | None:
+    path = result_path(matrix, key)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write atomically: a run's file either exists whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------- one unit
+
+def git_revision() -> str | None:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=ROOT).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=ROOT).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform()}
+
+
+def scenario_of(matrix: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in matrix["scenarios"] if s["name"] == name)
+
+
+def _fit(configs: list[str], overrides: dict[str, Any], run_dir: Path, dataset: str, seed: int):
+    from logo.pipeline import Stage, fit_stage
+
+    return fit_stage(Stage(configs, overrides), run_dir, dataset, seed)
+
+
+def _evaluation_env(dataset: str, matrix: dict[str, Any]):
+    from logo.data.reader import OfflineDataset
+    from logo.envs import make_env
+    from logo.envs.evaluate import dataset_env_target
+
+    data = OfflineDataset.load(dataset)
+    family, name, options, reference = dataset_env_target(data.spec)
+    episodes = matrix["evaluation"]["episodes"]
+    env = make_env(family, name, num_envs=min(matrix["evaluation"]["num_envs"], episodes), **options)
+    return data, env, reference
+
+
+def _scores(result, reference: dict[str, float] | None) -> dict[str, Any]:
+    import numpy as np
+
+    from logo.envs.evaluate import normalized_score
+
+    out = {"return_mean": float(np.mean(result.returns)), "return_std": float(np.std(result.returns)),
+           "episodes": int(len(result.returns))}
+    if result.wins is not None and len(result.wins):
+        out["win_rate"] = float(np.mean(result.wins))
+    if reference:
+        out["normalized_score"] = normalized_score(out["return_mean"], reference["random"], reference["expert"])
+    return out
+
+
+def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
+    """Run one unit and return its result (not yet written)."""
+    import torch
+
+    scenario = scenario_of(matrix, unit.scenario)
+    dataset = scenario["datasets"][unit.quality]
+    run_dir = ROOT / matrix["runs"] / unit.key
+    out: dict[str, Any] = {"key": unit.key, "kind": unit.kind, "scenario": unit.scenario, "quality": unit.quality,
+                           "seed": unit.seed, "quick": matrix["quick"], "dataset": dataset["path"]}
+    started = time.perf_counter()
+    if unit.kind == "dataset":
+        import zarr
+
+        from logo.pipeline import ensure_dataset
+
+        out["collected"] = ensure_dataset(dataset["collect"], dataset["path"], {})
+        attrs = zarr.open_group(dataset["path"], mode="r").attrs
+        out["command"] = f"logo collect --config {dataset['collect']}"
+        out["attrs"] = {k: attrs.get(k) for k in ("env_family", "scenario", "quality", "behaviour", "n_transitions",
+                                                   "n_episodes", "return_mean", "return_std", "collection",
+                                                   "created_at", "created_by")}
+    elif unit.kind == "reference":
+        from logo.envs.evaluate import evaluate_policy
+        from logo.envs.policies import RandomPolicy
+
+        data, env, reference = _evaluation_env(dataset["path"], matrix)
+        try:
+            result = evaluate_policy(env, RandomPolicy(env.spec, 0), matrix["evaluation"]["episodes"],
+                                     matrix["evaluation"]["first_seed"])
+        finally:
+            env.close()
+        returns = data.episode_returns()
+        out["reference_returns"] = reference
+        out["random"] = _scores(result, reference)
+        out["behaviour"] = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                            "episodes": int(len(returns)), "source": data.spec.behaviour}
+        if reference:
+            from logo.envs.evaluate import normalized_score
+
+            out["behaviour"]["normalized_score"] = normalized_score(float(returns.mean()), reference["random"],
+                                                                    reference["expert"])
+    elif unit.kind == "world_model":
+        configs = [scenario["world_model"], *matrix["world_models"][unit.world_model]]
+        overrides = {"trainer.max_steps": scenario["world_model_updates"], "trainer.max_epochs": -1}
+        cli = _fit(configs, overrides, run_dir, dataset["path"], unit.seed)
+        from logo.pipeline import checkpoint_of
+
+        checkpoint = checkpoint_of(cli)
+        fit_seconds = time.perf_counter() - started
+        metrics = cli.trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=checkpoint, verbose=False)[0]
+        out.update(world_model=unit.world_model, configs=configs, overrides=overrides,
+                   model_class=type(cli.model).__name__, checkpoint=str(Path(checkpoint).relative_to(ROOT)),
+                   updates=cli.trainer.global_step, fit_seconds=fit_seconds,
+                   params=sum(p.numel() for p in cli.model.parameters()),
+                   metrics={k: float(v) for k, v in metrics.items()})
+    else:
+        from logo.envs.evaluate import evaluate_policy
+        from logo.policy.checkpoint import CheckpointPolicy
+
+        method = next(m for m in matrix["methods"] if m["name"] == unit.method)
+        configs = [scenario["policy"] if c == "{policy}" else c for c in method["configs"]]
+        overrides: dict[str, Any] = {"trainer.max_steps": scenario["policy_updates"], "trainer.max_epochs": -1,
+                                     "trainer.callbacks": [], "trainer.enable_checkpointing": False}
+        world_model = None
+        if unit.world_model:
+            wm_key = f"{unit.scenario}/{unit.quality}/wm_{unit.world_model}/seed{unit.seed}"
+            wm = read_result(matrix, wm_key)
+            if wm is None:
+                raise RuntimeError(f"{unit.key}: the world model {wm_key} has no result yet")
+            world_model = {"key": wm_key, "checkpoint": wm["checkpoint"]}
+            overrides["data.init_args.world_model"] = str(ROOT / wm["checkpoint"])
+        if unit.ablation:
+            overrides[unit.ablation["key"]] = unit.ablation["value"]
+        cli = _fit(configs, overrides, run_dir, dataset["path"], unit.seed)
+        fit_seconds = time.perf_counter() - started
+        train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
+        module = cli.model.cpu().eval()
+        data, env, reference = _evaluation_env(dataset["path"], matrix)
+        try:
+            result = evaluate_policy(env, CheckpointPolicy(module, env.spec), matrix["evaluation"]["episodes"],
+                                     matrix["evaluation"]["first_seed"])
+        finally:
+            env.close()
+        out.update(method=unit.method, world_model=world_model, ablation=unit.ablation, configs=configs,
+                   overrides=overrides, model_class=type(module).__name__, updates=cli.trainer.global_step,
+                   fit_seconds=fit_seconds, metrics=_scores(result, reference), train_metrics=train_metrics,
+                   evaluation=matrix["evaluation"])
+    out.update(wall_seconds=time.perf_counter() - started, git_revision=git_revision(), machine=machine(),
+               torch_threads=torch.get_num_threads(),
+               finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- scheduling
+
+def run(matrix: dict[str, Any], matrix_path: Path, jobs: int = 1, only: list[str] | None = None,
+        threads: int = 1) -> int:
+    """Run every unfinished unit (matching ``only``), ``jobs`` at a time; returns the number that failed."""
+    units = [u for u in plan(matrix) if not only or any(fnmatch.fnmatch(u.key, p) for p in only)]
+    by_key = {u.key: u for u in plan(matrix)}
+    done = {u.key for u in by_key.values() if result_path(matrix, u.key).is_file()}
+    todo = [u for u in units if u.key not in done]
+    print(f"[matrix] {len(units)} runs selected, {len(units) - len(todo)} already done, {len(todo)} to run "
+          f"({jobs} at a time, {threads} torch thread(s) each); results in {matrix['results']}", flush=True)
+    failed: set[str] = set()
+    running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONWARNINGS": "ignore"}
+    while todo or running:
+        for key, (proc, begun, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[key]
+            if proc.returncode == 0 and result_path(matrix, key).is_file():
+                done.add(key)
+                print(f"[matrix] done   {key} ({time.perf_counter() - begun:.0f} s)", flush=True)
+            else:
+                failed.add(key)
+                print(f"[matrix] FAILED {key} (exit {proc.returncode}; log {log.name})", flush=True)
+        for unit in list(todo):
+            blocked = [n for n in unit.needs if n in failed or (n not in done and n not in by_key)]
+            if blocked:
+                failed.add(unit.key)
+                todo.remove(unit)
+                print(f"[matrix] skip   {unit.key}: needs {', '.join(blocked)}", flush=True)
+                continue
+            if len(running) >= jobs or not all(n in done for n in unit.needs):
+                continue
+            todo.remove(unit)
+            log_path = ROOT / matrix["runs"] / "logs" / f"{unit.key}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_path, "w")
+            cmd = [sys.executable, str(Path(__file__).resolve()), "unit", unit.key, "--matrix", str(matrix_path)]
+            if matrix["quick"]:
+                cmd.append("--quick")
+            print(f"[matrix] start  {unit.key}", flush=True)
+            running[unit.key] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env),
+                                 time.perf_counter(), log)
+        if todo and not running and not any(all(n in done for n in u.needs) for u in todo):
+            for unit in todo:  # needs outside the selection that were never run
+                failed.add(unit.key)
+                print(f"[matrix] skip   {unit.key}: needs {', '.join(n for n in unit.needs if n not in done)} "
+                      "(not selected; run it first)", flush=True)
+            todo = []
+        time.sleep(0.5)
+    print(f"[matrix] finished: {len(done)} of {len(by_key)} runs have results; {len(failed)} failed or skipped",
+          flush=True)
+    return len(failed)
+
+
+# ----------------------------------------------------------------------------------------------- aggregation
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run's result under ``results_dir`` (files that fail to parse are reported and skipped)."""
+    results = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"[matrix] {path}: unreadable result file, skipped ({exc})", file=sys.stderr)
+    return [r for r in results if isinstance(r, dict) and "kind" in r and "key" in r]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (0 for one value)."""
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def fmt(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "–"
+    m, s = mean_std(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
+
+
+def _seeds(runs: list[dict[str, Any]]) -> str:
+    return str(len(runs))
+
+
+def policy_table(results: list[dict[str, Any]], matrix: dict[str, Any], scenario: str, quality: str) -> str:
+    """Methods of one (scenario, quality): return, normalised score and win rate as mean ± std over seeds."""
+    cell = [r for r in results if r["scenario"] == scenario and r["quality"] == quality]
+    policies = [r for r in cell if r["kind"] == "policy" and not r.get("ablation")]
+    reference = next((r for r in cell if r["kind"] == "reference"), None)
+    has_score = any("normalized_score" in r["metrics"] for r in policies) or bool(
+        reference and reference.get("reference_returns"))
+    has_wins = any("win_rate" in r["metrics"] for r in policies)
+    header = ["method", "seeds", "return", *(["normalised"] if has_score else []), *(["win rate"] if has_wins else []),
+              "updates", "fit s / run"]
+    rows = []
+    if reference:
+        for name in ("random", "behaviour"):
+            ref = reference[name]
+            note = "(evaluated)" if name == "random" else f"(dataset, {ref['episodes']} episodes)"
+            row = [f"{name} {note}", "–", f"{ref['return_mean']:.2f} ± {ref['return_std']:.2f}"]
+            if has_score:
+                row.append(f"{ref['normalized_score']:.1f}" if "normalized_score" in ref else "–")
+            if has_wins:
+                row.append(f"{ref['win_rate']:.2f}" if "win_rate" in ref else "–")
+            rows.append(row + ["–", "–"])
+    names = [m["name"] for m in matrix["methods"]]
+    names += sorted({r["method"] for r in policies} - set(names))
+    for name in names:
+        runs = [r for r in policies if r["method"] == name]
+        if not runs:
+            continue
+        metric = [r["metrics"] for r in runs]
+        row = [name, _seeds(runs), fmt([m["return_mean"] for m in metric])]
+        if has_score:
+            row.append(fmt([m["normalized_score"] for m in metric if "normalized_score" in m], 1))
+        if has_wins:
+            row.append(fmt([m["win_rate"] for m in metric if "win_rate" in m]))
+        updates = sorted({r["updates"] for r in runs})
+        row += ["/".join(map(str, updates)), f"{mean_std([r['fit_seconds'] for r in runs])[0]:.0f}"]
+        rows.append(row)
+    return markdown(header, rows)
+
+
+def world_model_table(results: list[dict[str, Any]], matrix: dict[str, Any], scenario: str, quality: str) -> str:
+    """The world models of one (scenario, quality), on the held-out episodes, mean ± std over seeds."""
+    cell = [r for r in results if r["kind"] == "world_model" and r["scenario"] == scenario
+            and r["quality"] == quality]
+    columns = [("1-step state MSE", "val/mse_state", 4), ("15-step open-loop state MSE", "val/open_loop_mse_k15", 3),
+               ("reward MSE", "val/mse_reward", 3), ("Spearman(u, error)", "val/spearman_u_error", 2)]
+    header = ["world model", "seeds", "params", *(c[0] for c in columns), "updates", "fit s / run"]
+    rows = []
+    kinds = [k for k in matrix["world_models"]] + sorted({r["world_model"] for r in cell} - set(matrix["world_models"]))
+    for kind in [k for k in kinds if any(r["world_model"] == k for r in cell)]:
+        runs = [r for r in cell if r["world_model"] == kind]
+        row = [kind, _seeds(runs), f"{runs[0]['params'] / 1e6:.2f}M"]
+        for _, key, digits in columns:
+            row.append(fmt([r["metrics"][key] for r in runs if key in r["metrics"]], digits))
+        row += ["/".join(map(str, sorted({r["updates"] for r in runs}))),
+                f"{mean_std([r['fit_seconds'] for r in runs])[0]:.0f}"]
+        rows.append(row)
+    return markdown(header, rows)
+
+
+def ablation_table(results: list[dict[str, Any]], matrix: dict[str, Any], ablation: dict[str, Any]) -> str:
+    runs = [r for r in results if r["kind"] == "policy" and r["scenario"] == ablation["scenario"]
+            and r["quality"] == ablation["quality"] and r["method"] == ablation["method"]]
+    header = [ablation["name"], "seeds", "return", "normalised", "win rate"]
+    rows = []
+    for value in ablation["values"]:
+        chosen = [r for r in runs if (r.get("ablation") or {}).get("value") == value
+                  or (not r.get("ablation") and value == ablation.get("default"))]
+        if not chosen:
+            continue
+        metric = [r["metrics"] for r in chosen]
+        label = f"{value} (default)" if value == ablation.get("default") else str(value)
+        rows.append([label, _seeds(chosen), fmt([m["return_mean"] for m in metric]),
+                     fmt([m["normalized_score"] for m in metric if "normalized_score" in m], 1),
+                     fmt([m["win_rate"] for m in metric if "win_rate" in m])])
+    return markdown(header, rows)
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(runs: list[dict[str, Any]]) -> str:
+    revisions = sorted({str(r.get("git_revision")) for r in runs})
+    machines = sorted({f"{r['machine']['cpu']}, {r['machine']['cores']} cores, "
+                       f"{r.get('torch_threads', r['machine']['torch_threads'])} torch thread(s)"
+                       + (f", {r['machine']['gpu']}" if r["machine"].get("gpu") else "")
+                       for r in runs if "machine" in r})
+    wall = sum(r.get("wall_seconds", 0.0) for r in runs)
+    return (f"{len(runs)} runs; revisions {', '.join(revisions)}; {'; '.join(machines)}; "
+            f"{wall / 3600:.1f} h of run time in all")
+
+
+def aggregate(matrix: dict[str, Any], results: list[dict[str, Any]] | None = None) -> str:
+    """Markdown tables of every (scenario, quality) that has results, then the ablations."""
+    if results is None:
+        results = load_results(ROOT / matrix["results"])
+    parts = []
+    for scenario in matrix["scenarios"]:
+        for quality, dataset in scenario["datasets"].items():
+            cell = [r for r in results if r["scenario"] == scenario["name"] and r["quality"] == quality]
+            if not any(r["kind"] in ("policy", "world_model") for r in cell):
+                continue
+            data = next((r for r in cell if r["kind"] == "dataset"), None)
+            title = f"### {scenario['name']}, {quality}"
+            lines = [title, ""]
+            if data:
+                attrs = data["attrs"]
+                lines.append(f"Dataset `{dataset['path']}`: {attrs['n_episodes']} episodes, {attrs['n_transitions']} "
+                             f"transitions, return {attrs['return_mean']:.2f} ± {attrs['return_std']:.2f} "
+                             f"({attrs['behaviour']}); made by `{data['command']}`.")
+            policies = [r for r in cell if r["kind"] == "policy" and not r.get("ablation")]
+            if policies:
+                evaluation = policies[0]["evaluation"]
+                lines.append(f"Policies: {scenario['policy_updates']} updates each, final weights evaluated on "
+                             f"{evaluation['episodes']} episodes (env seeds {evaluation['first_seed']}.."
+                             f"{evaluation['first_seed'] + evaluation['episodes'] - 1}); mean ± std over seeds "
+                             f"of each seed's mean.")
+                lines += ["", policy_table(results, matrix, scenario["name"], quality)]
+            if any(r["kind"] == "world_model" for r in cell):
+                lines += ["", f"World models ({scenario['world_model_updates']} updates, best validation "
+                          "checkpoint, held-out episodes):", "",
+                          world_model_table(results, matrix, scenario["name"], quality)]
+            lines += ["", f"<sub>{provenance([r for r in cell if r['kind'] in ('policy', 'world_model')])}</sub>"]
+            parts.append("\n".join(lines))
+    for ablation in matrix.get("ablations", []):
+        if any(r.get("ablation") and r["scenario"] == ablation["scenario"] for r in results):
+            parts.append(f"### Ablation: {ablation['name']} ({ablation['method']}, {ablation['scenario']}, "
+                         f"{ablation['quality']})\n\n" + ablation_table(results, matrix, ablation))
+    return "\n\n".join(parts) if parts else "(no results yet)"
+
+
+def update_file(path: Path, text: str) -> None:
+    """Replace the text between the matrix markers of ``path`` with ``text``."""
+    doc = path.read_text()
+    if BEGIN not in doc or END not in doc or doc.index(BEGIN) > doc.index(END):
+        raise SystemExit(f"{path}: expected the markers {BEGIN} ... {END} to put the tables between")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "list", "aggregate", "unit"):
+        p = sub.add_parser(name)
+        p.add_argument("--matrix", default=str(DEFAULT_MATRIX), help="the matrix YAML")
+        p.add_argument("--quick", action="store_true", help="the smoke-check matrix (its own results folder)")
+        if name == "run":
+            p.add_argument("--jobs", type=int, default=1, help="units run at once (one process each)")
+            p.add_argument("--threads", type=int, default=1, help="torch threads per unit")
+            p.add_argument("--only", nargs="+", help="shell-style patterns on the run keys")
+        if name == "aggregate":
+            p.add_argument("--update", help="markdown file whose matrix markers receive the tables")
+        if name == "unit":
+            p.add_argument("key")
+    args = parser.parse_args(argv)
+    matrix = load_matrix(args.matrix, args.quick)
+    if args.command == "list":
+        for unit in plan(matrix):
+            state = "done" if result_path(matrix, unit.key).is_file() else "todo"
+            print(f"{state}  {unit.key}" + (f"  (needs {', '.join(unit.needs)})" if unit.needs else ""))
+        return 0
+    if args.command == "run":
+        return 1 if run(matrix, Path(args.matrix).resolve(), args.jobs, args.only, args.threads) else 0
+    if args.command == "aggregate":
+        text = aggregate(matrix)
+        engineering = ROOT / Path(matrix["results"]).parent / "engineering"
+        if engineering.is_dir():
+            sys.path.insert(0, str(ROOT))
+            from benchmarks.engineering import tables
+
+            text += "\n\n## Engineering figures\n\n" + tables(engineering)
+        if args.update:
+            update_file(Path(args.update), text)
+            print(f"[matrix] tables written into {args.update}")
+        else:
+            print(text)
+        return 0
+    unit = next((u for u in plan(matrix) if u.key == args.key), None)
+    if unit is None:
+        raise SystemExit(f"unit {args.key!r} is not in {args.matrix} (see `matrix.py list`)")
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    os.chdir(ROOT)  # the configs' relative paths
+    result = run_unit(matrix, unit)
+    write_result(result_path(matrix, unit.key), result)
+    print(json.dumps({k: result.get(k) for k in ("key", "metrics", "wall_seconds")}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
