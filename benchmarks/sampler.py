@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -48,6 +49,21 @@ def timed(fn, repeats: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def policy_update(batch_size: int, device: torch.device, generator: torch.Generator) -> Callable[[], None]:
+    """One DiscreteMACQL update (forward, backward, Adam step) on a fixed batch of fake transitions, as a call."""
+    model = DiscreteMACQL(N, OBS, STATE, "discrete", ACTIONS).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    batch = fake_transitions(batch_size, device, generator)
+
+    def update() -> None:
+        parts = model.losses(batch)
+        loss = parts["td"].mean() + parts["cql"].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return update
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -59,18 +75,7 @@ def main() -> None:
     generator = torch.Generator(device=device).manual_seed(0)
     half = args.batch_size // 2
 
-    model = DiscreteMACQL(N, OBS, STATE, "discrete", ACTIONS).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
-    batch = fake_transitions(args.batch_size, device, generator)
-
-    def update():
-        parts = model.losses(batch)
-        loss = parts["td"].mean() + parts["cql"].mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    update_s = timed(update, args.repeats, device)
+    update_s = timed(policy_update(args.batch_size, device, generator), args.repeats, device)
     print(f"device {device}, batch {args.batch_size} (synthetic half {half}), DiscreteMACQL update "
           f"{update_s * 1e3:.2f} ms")
     print("| buffer | mode | rebuild after a round (ms) | draw (ms) | draw share of draw + update |")

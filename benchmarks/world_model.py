@@ -59,6 +59,14 @@ def train(cls, kwargs: dict, path: str, steps: int, batch_size: int, seed: int):
     return model, dm, metrics, fit_seconds
 
 
+def _sync(model: torch.nn.Module) -> torch.device:
+    """Wait for the model's device (CUDA runs asynchronously) so wall-clock timings are the work's; returns it."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return device
+
+
 def step_times(models: dict, batch: dict, rounds: int, steps: int) -> dict[str, float]:
     """Median seconds per optimiser step of each model on the same batch, models interleaved round-robin."""
     optims = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in models.items()}
@@ -66,27 +74,30 @@ def step_times(models: dict, batch: dict, rounds: int, steps: int) -> dict[str, 
     for _ in range(rounds + 1):  # the first round warms up
         for name, model in models.items():
             model.train()
+            _sync(model)
             begin = time.perf_counter()
             for _ in range(steps):
                 _, _, parts = model._parts(batch)
                 optims[name].zero_grad()
                 parts["loss"].backward()
                 optims[name].step()
+            _sync(model)
             times[name].append((time.perf_counter() - begin) / steps)
     return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
 def rollout_rates(models: dict, start: dict, horizon: int, repeats: int) -> dict[str, float]:
+    """Median model transitions per second of H-step rollouts from ``start`` under a uniform policy, interleaved."""
     rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
         for name, model in models.items():
             model.eval()
-            gen = torch.Generator().manual_seed(0)
+            gen = torch.Generator(device=_sync(model)).manual_seed(0)
             policy = UniformPolicy(model.n_agents, model.action_size, model.discrete, model.action_low,
                                    model.action_high, gen)
             begin = time.perf_counter()
             result = rollout(model, policy, start, horizon, generator=gen)
-            rates[name].append(result.alive.sum().item() / (time.perf_counter() - begin))
+            rates[name].append(result.alive.sum().item() / (time.perf_counter() - begin))  # .item() waits
     return {name: statistics.median(r) for name, r in rates.items()}
 
 

@@ -1,0 +1,51 @@
+"""``benchmarks.engineering.tables``: figure files in, markdown out (no benchmark is run)."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.engineering import tables, write_json
+
+MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "gpu": None, "torch": "2.x", "platform": "Linux"}
+
+
+def _result(figure: str, rows: list[dict], summary: dict, device: str = "cpu", **extra) -> dict:
+    return {"figure": figure, "quick": False, "device": device, "config": {}, "rows": rows, "summary": summary,
+            "wall_seconds": 12.0, "git_revision": "abc1234", "machine": MACHINE,
+            "finished": "2025-01-01T00:00:00+00:00", **extra}
+
+
+def test_tables_show_each_figure_with_its_numbers_goal_and_provenance(tmp_path):
+    write_json(tmp_path / "cpu" / "lightning_overhead.json", _result("lightning_overhead", [
+        {"side": "logo fit", "updates_per_s": 45.5, "ms_per_update": 21.98, "ratio": 0.934, "rounds": 5},
+        {"side": "bare loop", "updates_per_s": 48.7, "ms_per_update": 20.53, "ratio": 1.0, "rounds": 5},
+    ], {"ratio": 0.934, "goal": "≥ 0.9x", "met": True, "headline": "logo fit / bare loop = 0.934x updates/s"}))
+    write_json(tmp_path / "cpu" / "world_model_cost.json", _result("world_model_cost", [
+        {"dataset": "smax/3m medium", "model": "LOGO", "params": 1_000_000, "params_ratio": 0.46, "step_ms": 50.5,
+         "step_ratio": 0.86, "rollout_per_s": 22923.0, "rollout_ratio": 1.84},
+        {"dataset": "smax/3m medium", "model": "ensemble-7", "params": 2_170_000, "params_ratio": 1.0,
+         "step_ms": 58.6, "step_ratio": 1.0, "rollout_per_s": 12457.0, "rollout_ratio": 1.0},
+    ], {"ratio": 0.86, "goal": "≤ 0.35x", "met": False}))
+    gpu = {**MACHINE, "gpu": "Test GPU"}
+    write_json(tmp_path / "cuda" / "sampler_share.json", _result("sampler_share", [
+        {"buffer": 1_000_000, "mode": "weighted", "rebuild_ms": 4.68, "draw_ms": 0.432, "update_ms": 13.5,
+         "share": 0.031},
+    ], {"share": 0.031, "goal": "≤ 5%", "met": True}, device="cuda", machine=gpu))
+    (tmp_path / "cpu" / "notes.json").write_text(json.dumps({"not": "a figure"}))  # ignored
+
+    out = tables(tmp_path)
+
+    sections = out.split("### ")[1:]
+    assert [s.split(":")[0] for s in sections] == ["Lightning overhead", "Sampler share", "World-model cost"]
+    overhead, sampler, world = sections
+    assert "| logo fit | 45.5 | 21.98 |" in overhead and "| 0.934x |" in overhead
+    assert "goal ≥ 0.9x: **met**" in overhead and "0.934x updates/s" in overhead
+    assert "Device cpu (Test CPU, 2 cores, 1 torch threads)" in overhead and "git abc1234" in overhead
+    assert "| 1,000,000 | weighted | 4.68 | 0.432 | 13.50 | 3.1% |" in sampler
+    assert "goal ≤ 5%: **met**" in sampler and "Device cuda (Test GPU; Test CPU" in sampler
+    assert "| smax/3m medium | LOGO | 1.00M | 0.46x | 50.5 | 0.86x | 22,923 | 1.84x |" in world
+    assert "goal ≤ 0.35x: **not met**" in world
+
+
+def test_tables_of_an_empty_folder_say_so(tmp_path):
+    assert "no engineering results" in tables(tmp_path)
