@@ -14,6 +14,7 @@ from logo.errors import check_fits
 from logo.nn import AgentSharedMLP, Normalizer, from_unit_box
 from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
+from logo.policy.offline import logs_this_step
 
 
 class BCPolicy(ActingPolicy, LightningModule):
@@ -87,7 +88,8 @@ class BCPolicy(ActingPolicy, LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        if logs_this_step(self):
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -26,7 +26,7 @@ from logo.policy.macql_losses import (
     sample_legal_joint_actions,
     td_target,
 )
-from logo.policy.offline import OfflinePolicy
+from logo.policy.offline import OfflinePolicy, logs_this_step
 
 Batch = dict[str, torch.Tensor]
 
@@ -131,7 +131,8 @@ class DiscreteMACQL(OfflinePolicy):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.conservative_td_loss(self.losses(batch), batch)
-        self.log("train/loss", loss, prog_bar=True)
+        if logs_this_step(self):
+            self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

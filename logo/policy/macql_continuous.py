@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric
 from logo.nn import AgentSharedMLP
 from logo.policy.losses import soft_update, weighted_mean
 from logo.policy.macql_losses import cql_continuous_penalty, tanh_gaussian_sample
-from logo.policy.offline import OfflinePolicy
+from logo.policy.offline import OfflinePolicy, logs_this_step
 from logo.policy.td3 import TwinCritic
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -175,9 +175,10 @@ class ContinuousMACQL(OfflinePolicy):
         loss = critic + actor
         if self.hparams.learn_entropy_alpha:
             loss = loss - self.log_alpha * weighted_mean(log_prob.detach() + self.target_entropy, weights)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/entropy_alpha", self.log_alpha.exp().detach())
-        self.log("train/log_prob", weighted_mean(log_prob.detach(), weights))
+        if logs_this_step(self):
+            self.log("train/loss", loss, prog_bar=True)
+            self.log("train/entropy_alpha", self.log_alpha.exp().detach())
+            self.log("train/log_prob", weighted_mean(log_prob.detach(), weights))
         return loss
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:

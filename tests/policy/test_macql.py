@@ -208,6 +208,36 @@ def test_two_stage_synthetic_rows_enter_batches(discrete_dataset, world_model_ck
     assert not optimised & {id(p) for p in dm.synthetic.model.parameters()}
 
 
+class CountedMACQL(DiscreteMACQL):
+    """DiscreteMACQL counting its training-time self.log calls by global step."""
+
+    def log(self, name, value, *args, **kwargs):
+        if self.trainer.training:
+            self.logged.setdefault(self.trainer.global_step, set()).add(name)
+        super().log(name, value, *args, **kwargs)
+
+
+def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, world_model_ckpt, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from tests.helpers import logged_metrics
+
+    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), rollout_every=20, rollout_batch=16, horizon=3)
+    model = CountedMACQL(**linked_dims(dm), **SMALL)
+    model.logged = {}
+    trainer = Trainer(max_steps=11, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""),
+                      log_every_n_steps=4, limit_val_batches=0, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, dm)
+    # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
+    assert sorted(model.logged) == [3, 7]
+    split = {f"train/{n}{s}" for n in ("td", "cql", "q_data") for s in ("", "_real", "_synthetic")}
+    assert all(names == split | {"train/loss", "train/synthetic_share"} for names in model.logged.values())
+    metrics = logged_metrics(tmp_path / "metrics.csv")
+    assert sorted(step for key, step in metrics if key == "train/loss") == [3, 7]
+    assert all((name, step) in metrics for name in split for step in (3, 7))
+
+
 def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_model_ckpt):
     dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), rollout_batch=16, horizon=3)
     model = DiscreteMACQL(**linked_dims(dm), **SMALL)
