@@ -278,6 +278,9 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
             wm = read_result(matrix, wm_key)
             if wm is None:
                 raise RuntimeError(f"{unit.key}: the world model {wm_key} has no result yet")
+            if not (ROOT / wm["checkpoint"]).is_file():  # results are committed, checkpoints (runs/) are not
+                raise SystemExit(f"{unit.key}: the checkpoint of {wm_key}, {wm['checkpoint']}, is gone; delete "
+                                 f"{result_path(matrix, wm_key)} so that `run` fits that world model again")
             world_model = {"key": wm_key, "checkpoint": wm["checkpoint"]}
             overrides["data.init_args.world_model"] = str(ROOT / wm["checkpoint"])
         if unit.ablation:
