@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torchmetrics import MeanMetric
 
+from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update
 from logo.policy.macql_losses import (
@@ -26,7 +27,7 @@ from logo.policy.macql_losses import (
     sample_legal_joint_actions,
     td_target,
 )
-from logo.policy.offline import OfflinePolicy, logs_this_step
+from logo.policy.offline import OfflinePolicy
 
 Batch = dict[str, torch.Tensor]
 

@@ -19,26 +19,10 @@ from lightning.pytorch import LightningModule
 
 from logo.data.schema import linked_dims
 from logo.errors import LogoError, check_fits
+from logo.loggers import logs_this_step
 from logo.nn import Normalizer, from_unit_box, to_unit_box
 from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
 from logo.policy.losses import weighted_mean
-
-
-def logs_this_step(module: LightningModule) -> bool:
-    """Whether the loggers receive this training step's ``self.log`` values.
-
-    Lightning writes step metrics every ``trainer.log_every_n_steps`` updates (and when a run stops); the
-    policies skip ``self.log`` on the other steps. Each call costs Lightning's result bookkeeping (about
-    0.35 ms on CPU, up to 13 calls a step with synthetic data), which was most of ``logo fit``'s overhead
-    over a bare PyTorch loop (docs/results.md). Side effect: ``trainer.callback_metrics`` and the progress
-    bar see ``train/*`` values only from logged steps. Outside a fit it is always true.
-    """
-    trainer = module._trainer
-    if trainer is None or not trainer.training:
-        return True
-    every = trainer.log_every_n_steps
-    # global_step + 1 is Lightning's own step count here (one optimizer): before this step's update
-    return every > 0 and ((trainer.global_step + 1) % every == 0 or trainer.should_stop)
 
 POLICY_DIMS = (*ACTING_DIMS, "state_dim")  # what a learner with a centralised critic or mixer depends on
 

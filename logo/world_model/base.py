@@ -33,7 +33,7 @@ from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
 from logo.data.schema import linked_dims
 from logo.errors import check_fits
-from logo.loggers import log_calibration, log_histogram
+from logo.loggers import log_calibration, log_histogram, logs_this_step
 from logo.metrics import calibration_bins, reset_metrics
 from logo.nn import Normalizer, to_unit_box
 from logo.world_model.rollout import StepResult
@@ -230,8 +230,9 @@ class WorldModel(LightningModule):
 
     def training_step(self, batch: Tensors, batch_idx: int) -> torch.Tensor:
         _, _, parts = self._parts(batch)
-        for name, value in parts.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss")
+        if logs_this_step(self):
+            for name, value in parts.items():
+                self.log(f"train/{name}", value, prog_bar=name == "loss")
         return parts["loss"]
 
     def validation_step(self, batch: Tensors, batch_idx: int) -> None:

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from logo.data.reader import gather_transitions
+from logo.data.schema import linked_dims
 from logo.errors import LogoError
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
 from logo.world_model.base import open_loop_starts
 from logo.world_model.joint import logo_parameter_count
-from tests.world_model.conftest import build, datamodule, fit
+from tests.world_model.conftest import SMALL, build, datamodule, fit
 
 MODELS = [LogoWorldModel, DirectWorldModel, EnsembleWorldModel]
 
@@ -206,6 +207,36 @@ def test_validation_logs_every_metric(cls, discrete_dataset, tmp_path):
                  "val/open_loop_mse_k5", "val/open_loop_mse_k15"):
         assert name in logged, name
         assert torch.isfinite(trainer.callback_metrics[name]), name
+
+
+class CountedLogo(LogoWorldModel):
+    """LogoWorldModel counting its training-time self.log calls by global step."""
+
+    def log(self, name, value, *args, **kwargs):
+        if self.trainer.training and name.startswith("train/"):
+            self.logged.setdefault(self.trainer.global_step, set()).add(name)
+        super().log(name, value, *args, **kwargs)
+
+
+def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, tmp_path):
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import CSVLogger
+
+    from tests.helpers import logged_metrics
+
+    dm = datamodule(discrete_dataset, steps_per_epoch=11)
+    model = CountedLogo(**linked_dims(dm), **SMALL[LogoWorldModel])
+    model.logged = {}
+    Trainer(max_steps=11, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""), log_every_n_steps=4,
+            limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False).fit(model, dm)
+    # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
+    assert sorted(model.logged) == [3, 7]
+    parts = {f"train/{name}" for name in model._parts(batch_of(dm, 8))[2]}
+    assert all(names == parts for names in model.logged.values())
+    metrics = logged_metrics(tmp_path / "metrics.csv")
+    assert all((name, step) in metrics for name in parts for step in (3, 7))
+    assert sorted(step for key, step in metrics if key == "train/loss") == [3, 7]
 
 
 def test_a_world_model_is_not_taken_for_a_policy(trained_logo):
