@@ -34,11 +34,8 @@ import argparse
 import importlib
 import json
 import logging
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +72,9 @@ def _sibling(name: str) -> ModuleType:
     """Another script of this folder, whether this file runs as a script (its folder is ``sys.path[0]``)
     or is imported as ``benchmarks.engineering``."""
     return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
+
+
+provenance = _sibling("provenance")  # git revision, machine and atomic writes of every result file
 
 
 def _sync(device: torch.device) -> None:
@@ -365,43 +365,15 @@ MEASURE: dict[str, Callable[[dict, torch.device, argparse.Namespace], dict]] = {
 
 
 # ---------------------------------------------------------------- results files
-def git_revision() -> str:
-    """Short commit of the checkout, ``-dirty`` when tracked files differ from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    revision = git("rev-parse", "--short", "HEAD") or "unknown"
-    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def machine(device: torch.device) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "torch": torch.__version__, "platform": platform.platform()}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file next to it, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-
-
 def run_figure(name: str, quick: bool, device: torch.device, opts: argparse.Namespace, out: Path) -> dict:
     begin = time.perf_counter()
     result = MEASURE[name](SETTINGS["quick" if quick else "full"], device, opts)
     result = {"figure": name, "quick": quick, "device": device.type, "config": result["config"],
               "rows": result["rows"], "summary": result["summary"], "wall_seconds": time.perf_counter() - begin,
-              "git_revision": git_revision(), "machine": machine(device),
+              "git_revision": provenance.git_revision(), "machine": provenance.machine(device),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **({"detail": result["detail"]} if "detail" in result else {})}
-    write_json(out, result)
+    provenance.write_json(out, result)
     return result
 
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import importlib
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -39,6 +39,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MATRIX = ROOT / "benchmarks" / "matrix.yaml"
 BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
+
+
+def _sibling(name: str):
+    """Another module of this folder, whether this file runs as a script or as ``benchmarks.matrix``."""
+    return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
+
+
+provenance = _sibling("provenance")  # git revision, machine and atomic writes of every result file
 
 
 # ----------------------------------------------------------------------------------------------- the matrix
@@ -88,43 +96,42 @@ def plan(matrix: dict[str, Any]) -> list[Unit]:
     methods = matrix["methods"]
     units: list[Unit] = []
 
-    def cell(scenario: str, quality: str) -> list[Unit]:
+    def policy(scenario: str, quality: str, method: dict[str, Any], seed: int,
+               ablation: dict[str, Any] | None = None) -> Unit:
         base = f"{scenario}/{quality}"
-        dataset = Unit(f"{base}/dataset", "dataset", scenario, quality)
-        out = [dataset, Unit(f"{base}/reference", "reference", scenario, quality, [dataset.key])]
+        kind = method.get("world_model")
+        suffix = f"_{ablation['name']}{ablation['value']}" if ablation else ""
+        return Unit(f"{base}/{slug(method['name'])}{suffix}/seed{seed}", "policy", scenario, quality,
+                    [f"{base}/dataset"] + ([world_model_key(scenario, quality, kind, seed)] if kind else []), seed,
+                    world_model=kind, method=method["name"], ablation=ablation)
+
+    def cell(scenario: str, quality: str) -> list[Unit]:
+        dataset = Unit(f"{scenario}/{quality}/dataset", "dataset", scenario, quality)
+        out = [dataset, Unit(f"{scenario}/{quality}/reference", "reference", scenario, quality, [dataset.key])]
         for seed in matrix["seeds"]:
-            wms = {kind: Unit(f"{base}/wm_{kind}/seed{seed}", "world_model", scenario, quality, [dataset.key], seed,
-                              world_model=kind) for kind in matrix["world_models"]}
-            model_free = [m for m in methods if not m.get("world_model")]
-            model_based = [m for m in methods if m.get("world_model")]
             # world models first so the model-based runs can start; model-free runs fill the gaps
-            out += [wms[k] for k in wms]
-            for m in model_free + model_based:
-                needs = [dataset.key] + ([wms[m["world_model"]].key] if m.get("world_model") else [])
-                out.append(Unit(f"{base}/{slug(m['name'])}/seed{seed}", "policy", scenario, quality, needs, seed,
-                                world_model=m.get("world_model"), method=m["name"]))
+            out += [Unit(world_model_key(scenario, quality, kind, seed), "world_model", scenario, quality,
+                         [dataset.key], seed, world_model=kind) for kind in matrix["world_models"]]
+            out += [policy(scenario, quality, m, seed) for m in methods if not m.get("world_model")]
+            out += [policy(scenario, quality, m, seed) for m in methods if m.get("world_model")]
         return out
 
-    ablations = matrix.get("ablations", [])
     for scenario in matrix["scenarios"]:
         for quality in scenario["datasets"]:
             units += cell(scenario["name"], quality)
-        for ablation in ablations:
+        for ablation in matrix.get("ablations", []):
             if ablation["scenario"] != scenario["name"] or ablation["quality"] not in scenario["datasets"]:
                 continue
             method = next(m for m in methods if m["name"] == ablation["method"])
-            base = f"{scenario['name']}/{ablation['quality']}"
             for seed in matrix["seeds"]:
-                for value in ablation["values"]:
-                    if value == ablation.get("default"):
-                        continue  # the method's own run is this row
-                    needs = [f"{base}/dataset"] + ([f"{base}/wm_{method['world_model']}/seed{seed}"]
-                                                   if method.get("world_model") else [])
-                    units.append(Unit(f"{base}/{slug(method['name'])}_{ablation['name']}{value}/seed{seed}",
-                                      "policy", scenario["name"], ablation["quality"], needs, seed,
-                                      world_model=method.get("world_model"), method=method["name"],
-                                      ablation={"name": ablation["name"], "key": ablation["key"], "value": value}))
+                units += [policy(scenario["name"], ablation["quality"], method, seed,
+                                 {"name": ablation["name"], "key": ablation["key"], "value": value})
+                          for value in ablation["values"] if value != ablation.get("default")]  # default: own run
     return units
+
+
+def world_model_key(scenario: str, quality: str, kind: str, seed: int) -> str:
+    return f"{scenario}/{quality}/wm_{kind}/seed{seed}"
 
 
 def result_path(matrix: dict[str, Any], key: str) -> Path:
@@ -134,43 +141,6 @@ def result_path(matrix: dict[str, Any], key: str) -> Path:
 def read_result(matrix: dict[str, Any], key: str) -> dict[str, Any] | None:
     path = result_path(matrix, key)
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write atomically: a run's file either exists whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------------------------- one unit
-
-def git_revision() -> str | None:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=ROOT).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=ROOT).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform()}
 
 
 def scenario_of(matrix: dict[str, Any], name: str) -> dict[str, Any]:
@@ -183,27 +153,30 @@ def _fit(configs: list[str], overrides: dict[str, Any], run_dir: Path, dataset: 
     return fit_stage(Stage(configs, overrides), run_dir, dataset, seed)
 
 
-def _evaluation_env(dataset: str, matrix: dict[str, Any]):
-    from logo.data.reader import OfflineDataset
+def _evaluate(spec, matrix: dict[str, Any], make_policy) -> tuple[Any, dict[str, float] | None]:
+    """``make_policy(env_spec)`` played on the matrix's evaluation seeds in the environment of the dataset whose
+    ``DatasetSpec`` is ``spec``; returns the result and the dataset's reference returns."""
     from logo.envs import make_env
-    from logo.envs.evaluate import dataset_env_target
+    from logo.envs.evaluate import dataset_env_target, evaluate_policy
 
-    data = OfflineDataset.load(dataset)
-    family, name, options, reference = dataset_env_target(data.spec)
+    family, name, options, reference = dataset_env_target(spec)
     episodes = matrix["evaluation"]["episodes"]
     env = make_env(family, name, num_envs=min(matrix["evaluation"]["num_envs"], episodes), **options)
-    return data, env, reference
+    try:
+        return evaluate_policy(env, make_policy(env.spec), episodes, matrix["evaluation"]["first_seed"]), reference
+    finally:
+        env.close()
 
 
-def _scores(result, reference: dict[str, float] | None) -> dict[str, Any]:
+def _scores(returns, wins, reference: dict[str, float] | None) -> dict[str, Any]:
+    """Mean and std of the episode returns, the win rate (where the env has one), the normalised score."""
     import numpy as np
 
     from logo.envs.evaluate import normalized_score
 
-    out = {"return_mean": float(np.mean(result.returns)), "return_std": float(np.std(result.returns)),
-           "episodes": int(len(result.returns))}
-    if result.wins is not None and len(result.wins):
-        out["win_rate"] = float(np.mean(result.wins))
+    out = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)), "episodes": int(len(returns))}
+    if wins is not None and len(wins):
+        out["win_rate"] = float(np.mean(wins))
     if reference:
         out["normalized_score"] = normalized_score(out["return_mean"], reference["random"], reference["expert"])
     return out
@@ -231,25 +204,14 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                                                    "n_episodes", "return_mean", "return_std", "collection",
                                                    "created_at", "created_by")}
     elif unit.kind == "reference":
-        from logo.envs.evaluate import evaluate_policy
+        from logo.data.reader import OfflineDataset
         from logo.envs.policies import RandomPolicy
 
-        data, env, reference = _evaluation_env(dataset["path"], matrix)
-        try:
-            result = evaluate_policy(env, RandomPolicy(env.spec, 0), matrix["evaluation"]["episodes"],
-                                     matrix["evaluation"]["first_seed"])
-        finally:
-            env.close()
-        returns = data.episode_returns()
+        data = OfflineDataset.load(dataset["path"])
+        result, reference = _evaluate(data.spec, matrix, lambda env_spec: RandomPolicy(env_spec, 0))
         out["reference_returns"] = reference
-        out["random"] = _scores(result, reference)
-        out["behaviour"] = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
-                            "episodes": int(len(returns)), "source": data.spec.behaviour}
-        if reference:
-            from logo.envs.evaluate import normalized_score
-
-            out["behaviour"]["normalized_score"] = normalized_score(float(returns.mean()), reference["random"],
-                                                                    reference["expert"])
+        out["random"] = _scores(result.returns, result.wins, reference)
+        out["behaviour"] = {**_scores(data.episode_returns(), None, reference), "source": data.spec.behaviour}
     elif unit.kind == "world_model":
         configs = [scenario["world_model"], *matrix["world_models"][unit.world_model]]
         overrides = {"trainer.max_steps": scenario["world_model_updates"], "trainer.max_epochs": -1}
@@ -265,7 +227,6 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                    params=sum(p.numel() for p in cli.model.parameters()),
                    metrics={k: float(v) for k, v in metrics.items()})
     else:
-        from logo.envs.evaluate import evaluate_policy
         from logo.policy.checkpoint import CheckpointPolicy
 
         method = next(m for m in matrix["methods"] if m["name"] == unit.method)
@@ -274,7 +235,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                                      "trainer.callbacks": [], "trainer.enable_checkpointing": False}
         world_model = None
         if unit.world_model:
-            wm_key = f"{unit.scenario}/{unit.quality}/wm_{unit.world_model}/seed{unit.seed}"
+            wm_key = world_model_key(unit.scenario, unit.quality, unit.world_model, unit.seed)
             wm = read_result(matrix, wm_key)
             if wm is None:
                 raise RuntimeError(f"{unit.key}: the world model {wm_key} has no result yet")
@@ -289,17 +250,14 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         fit_seconds = time.perf_counter() - started
         train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
         module = cli.model.cpu().eval()
-        data, env, reference = _evaluation_env(dataset["path"], matrix)
-        try:
-            result = evaluate_policy(env, CheckpointPolicy(module, env.spec), matrix["evaluation"]["episodes"],
-                                     matrix["evaluation"]["first_seed"])
-        finally:
-            env.close()
+        result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: CheckpointPolicy(module, env_spec))
         out.update(method=unit.method, world_model=world_model, ablation=unit.ablation, configs=configs,
                    overrides=overrides, model_class=type(module).__name__, updates=cli.trainer.global_step,
-                   fit_seconds=fit_seconds, metrics=_scores(result, reference), train_metrics=train_metrics,
+                   fit_seconds=fit_seconds, metrics=_scores(result.returns, result.wins, reference),
+                   train_metrics=train_metrics,
                    evaluation=matrix["evaluation"])
-    out.update(wall_seconds=time.perf_counter() - started, git_revision=git_revision(), machine=machine(),
+    out.update(wall_seconds=time.perf_counter() - started, git_revision=provenance.git_revision(),
+               machine=provenance.machine(),
                torch_threads=torch.get_num_threads(),
                finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return out
@@ -310,8 +268,9 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
 def run(matrix: dict[str, Any], matrix_path: Path, jobs: int = 1, only: list[str] | None = None,
         threads: int = 1) -> int:
     """Run every unfinished unit (matching ``only``), ``jobs`` at a time; returns the number that failed."""
-    units = [u for u in plan(matrix) if not only or any(fnmatch.fnmatch(u.key, p) for p in only)]
-    by_key = {u.key: u for u in plan(matrix)}
+    every = plan(matrix)
+    units = [u for u in every if not only or any(fnmatch.fnmatch(u.key, p) for p in only)]
+    by_key = {u.key: u for u in every}
     done = {u.key for u in by_key.values() if result_path(matrix, u.key).is_file()}
     todo = [u for u in units if u.key not in done]
     print(f"[matrix] {len(units)} runs selected, {len(units) - len(todo)} already done, {len(todo)} to run "
@@ -389,10 +348,6 @@ def fmt(values: list[float], digits: int = 2) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}" if len(values) > 1 else f"{m:.{digits}f}"
 
 
-def _seeds(runs: list[dict[str, Any]]) -> str:
-    return str(len(runs))
-
-
 def policy_table(results: list[dict[str, Any]], matrix: dict[str, Any], scenario: str, quality: str) -> str:
     """Methods of one (scenario, quality): return, normalised score and win rate as mean ± std over seeds."""
     cell = [r for r in results if r["scenario"] == scenario and r["quality"] == quality]
@@ -421,7 +376,7 @@ def policy_table(results: list[dict[str, Any]], matrix: dict[str, Any], scenario
         if not runs:
             continue
         metric = [r["metrics"] for r in runs]
-        row = [name, _seeds(runs), fmt([m["return_mean"] for m in metric])]
+        row = [name, str(len(runs)), fmt([m["return_mean"] for m in metric])]
         if has_score:
             row.append(fmt([m["normalized_score"] for m in metric if "normalized_score" in m], 1))
         if has_wins:
@@ -443,7 +398,7 @@ def world_model_table(results: list[dict[str, Any]], matrix: dict[str, Any], sce
     kinds = [k for k in matrix["world_models"]] + sorted({r["world_model"] for r in cell} - set(matrix["world_models"]))
     for kind in [k for k in kinds if any(r["world_model"] == k for r in cell)]:
         runs = [r for r in cell if r["world_model"] == kind]
-        row = [kind, _seeds(runs), f"{runs[0]['params'] / 1e6:.2f}M"]
+        row = [kind, str(len(runs)), f"{runs[0]['params'] / 1e6:.2f}M"]
         for _, key, digits in columns:
             row.append(fmt([r["metrics"][key] for r in runs if key in r["metrics"]], digits))
         row += ["/".join(map(str, sorted({r["updates"] for r in runs}))),
@@ -464,7 +419,7 @@ def ablation_table(results: list[dict[str, Any]], matrix: dict[str, Any], ablati
             continue
         metric = [r["metrics"] for r in chosen]
         label = f"{value} (default)" if value == ablation.get("default") else str(value)
-        rows.append([label, _seeds(chosen), fmt([m["return_mean"] for m in metric]),
+        rows.append([label, str(len(chosen)), fmt([m["return_mean"] for m in metric]),
                      fmt([m["normalized_score"] for m in metric if "normalized_score" in m], 1),
                      fmt([m["win_rate"] for m in metric if "win_rate" in m])])
     return markdown(header, rows)
@@ -476,7 +431,7 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def provenance(runs: list[dict[str, Any]]) -> str:
+def provenance_line(runs: list[dict[str, Any]]) -> str:
     revisions = sorted({str(r.get("git_revision")) for r in runs})
     machines = sorted({f"{r['machine']['cpu']}, {r['machine']['cores']} cores, "
                        f"{r.get('torch_threads', r['machine']['torch_threads'])} torch thread(s)"
@@ -517,7 +472,7 @@ def aggregate(matrix: dict[str, Any], results: list[dict[str, Any]] | None = Non
                 lines += ["", f"World models ({scenario['world_model_updates']} updates, best validation "
                           "checkpoint, held-out episodes):", "",
                           world_model_table(results, matrix, scenario["name"], quality)]
-            lines += ["", f"<sub>{provenance([r for r in cell if r['kind'] in ('policy', 'world_model')])}</sub>"]
+            lines += ["", f"<sub>{provenance_line([r for r in cell if r['kind'] in ('policy', 'world_model')])}</sub>"]
             parts.append("\n".join(lines))
     for ablation in matrix.get("ablations", []):
         if any(r.get("ablation") and r["scenario"] == ablation["scenario"] for r in results):
@@ -566,10 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         text = aggregate(matrix)
         engineering = ROOT / Path(matrix["results"]).parent / "engineering"
         if engineering.is_dir():
-            sys.path.insert(0, str(ROOT))
-            from benchmarks.engineering import tables
-
-            text += "\n\n## Engineering figures\n\n" + tables(engineering)
+            text += "\n\n## Engineering figures\n\n" + _sibling("engineering").tables(engineering)
         if args.update:
             update_file(Path(args.update), text)
             print(f"[matrix] tables written into {args.update}")
@@ -585,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     os.chdir(ROOT)  # the configs' relative paths
     result = run_unit(matrix, unit)
-    write_result(result_path(matrix, unit.key), result)
+    provenance.write_json(result_path(matrix, unit.key), result)
     print(json.dumps({k: result.get(k) for k in ("key", "metrics", "wall_seconds")}, default=str))
     return 0
 

@@ -63,7 +63,7 @@ def fake_results() -> list[dict]:
 
 def write_all(root: Path, results: list[dict]) -> None:
     for result in results:
-        bm.write_result(root / "results" / f"{result['key']}.json", result)
+        bm.provenance.write_json(root / "results" / f"{result['key']}.json", result)
 
 
 def test_plan_orders_every_unit_after_what_it_needs():
@@ -91,7 +91,7 @@ def test_a_rerun_skips_finished_runs(tmp_path, monkeypatch, capsys):
 
 def test_result_files_are_written_whole(tmp_path):
     path = tmp_path / "a" / "b.json"
-    bm.write_result(path, {"key": "x", "value": 1})
+    bm.provenance.write_json(path, {"key": "x", "value": 1})
     assert json.loads(path.read_text()) == {"key": "x", "value": 1}
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]  # no temporary left behind
 
