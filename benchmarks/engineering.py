@@ -280,7 +280,6 @@ def world_model_cost(s: dict, device: torch.device, opts: argparse.Namespace) ->
     from lightning.pytorch import seed_everything
 
     from logo.data import OfflineMARLDataModule
-    from logo.data.reader import gather_transitions
     from logo.data.schema import linked_dims
 
     wm = _sibling("world_model")
@@ -297,12 +296,7 @@ def world_model_cost(s: dict, device: torch.device, opts: argparse.Namespace) ->
             models[model_name] = cls(**linked_dims(dm), **kwargs)
             models[model_name].set_statistics(dm.statistics, obs_mask)
             models[model_name].to(device)
-        storage = dm.storage_on(device)
-        gen = torch.Generator().manual_seed(opts.seed)
-        batch = gather_transitions(storage, dm.train_indices[torch.randint(
-            len(dm.train_indices), (opts.batch_size,), generator=gen)].to(device))
-        start = gather_transitions(storage, dm.val_indices[torch.randint(
-            len(dm.val_indices), (s["rollout_batch"],), generator=gen)].to(device))
+        batch, start = wm.timing_inputs(dm, opts.batch_size, s["rollout_batch"], opts.seed, device)
         times = wm.step_times(models, batch, rounds=s["wm_rounds"], steps=s["wm_steps"])
         rates = wm.rollout_rates(models, start, horizon=opts.horizon, repeats=s["rollout_repeats"])
         params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}

@@ -67,6 +67,19 @@ def _sync(model: torch.nn.Module) -> torch.device:
     return device
 
 
+def timing_inputs(dm: OfflineMARLDataModule, batch_size: int, rollout_batch: int, seed: int,
+                  device: torch.device = torch.device("cpu")) -> tuple[dict, dict]:
+    """The same inputs for every model: a training batch (from ``seed``) and rollout starts from held-out
+    episodes, gathered on ``device``."""
+    storage = dm.storage_on(device)
+    gen = torch.Generator().manual_seed(seed)
+    batch = gather_transitions(storage, dm.train_indices[torch.randint(
+        len(dm.train_indices), (batch_size,), generator=gen)].to(device))
+    start = gather_transitions(storage, dm.val_indices[torch.randint(
+        len(dm.val_indices), (rollout_batch,), generator=gen)].to(device))
+    return batch, start
+
+
 def step_times(models: dict, batch: dict, rounds: int, steps: int) -> dict[str, float]:
     """Median seconds per optimiser step of each model on the same batch, models interleaved round-robin."""
     optims = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in models.items()}
@@ -120,12 +133,7 @@ def main() -> None:
             trained[name] = model
             fits[name] = (metrics, seconds)
             print(f"{path} {name}: trained {args.steps} steps in {seconds:.0f} s", flush=True)
-        storage = dm.storage_on(torch.device("cpu"))
-        gen = torch.Generator().manual_seed(args.seed)
-        batch = gather_transitions(storage, dm.train_indices[torch.randint(len(dm.train_indices), (args.batch_size,),
-                                                                           generator=gen)])
-        start = gather_transitions(storage, dm.val_indices[torch.randint(len(dm.val_indices), (args.rollout_batch,),
-                                                                         generator=gen)])
+        batch, start = timing_inputs(dm, args.batch_size, args.rollout_batch, args.seed)
         times = step_times(trained, batch, rounds=5, steps=20)
         rates = rollout_rates(trained, start, horizon=15, repeats=3)
         for name, model in trained.items():
