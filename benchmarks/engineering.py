@@ -280,7 +280,7 @@ def world_model_cost(s: dict, device: torch.device, opts: argparse.Namespace) ->
     from lightning.pytorch import seed_everything
 
     from logo.data import OfflineMARLDataModule
-    from logo.data.schema import linked_dims
+    from logo.dims import linked_dims
 
     wm = _sibling("world_model")
     rows, datasets = [], []

@@ -32,7 +32,7 @@ from lightning.pytorch import Trainer, seed_everything
 
 from logo.data import OfflineMARLDataModule
 from logo.data.reader import gather_transitions
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, rollout
 from logo.world_model.rollout import UniformPolicy
 

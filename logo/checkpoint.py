@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
 
-from logo.data.schema import LINKED_DIMS
+from logo.dims import LINKED_DIMS
 from logo.errors import LogoError, check_fits
 
 KINDS = {"logo_policy_class": "policy", "logo_world_model_class": "world-model"}

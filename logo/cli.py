@@ -13,7 +13,7 @@ from logo.callbacks import EnvEvaluation, ReplayExport  # noqa: F401
 from logo.checkpoint import check_ckpt_fits, check_ckpt_path
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
-from logo.data.schema import LINKED_DIMS
+from logo.dims import LINKED_DIMS
 from logo.errors import LogoError
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401

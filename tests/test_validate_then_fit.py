@@ -6,7 +6,7 @@ import pytest
 from lightning.pytorch import Trainer
 
 from logo.data import OfflineMARLDataModule
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.policy import BCPolicy, DiscreteMACQL
 from logo.world_model import LogoWorldModel
 

@@ -20,7 +20,8 @@ from typing import Literal
 
 import torch
 
-Batch = dict[str, torch.Tensor]
+from logo.dims import Batch
+
 SamplingMode = Literal["weighted", "uniform", "penalty", "none"]
 
 

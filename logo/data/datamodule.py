@@ -25,11 +25,10 @@ from logo.data.reader import OfflineDataset, Storage, gather_transitions
 from logo.data.rollouts import ModelRollouts, check_rollout_options
 from logo.data.schema import LinkedDims
 from logo.data.validate import open_dataset
+from logo.dims import Batch
 from logo.distributed import gather_objects, own_entry
 from logo.errors import LogoError
 from logo.loggers import log_histogram
-
-Batch = dict[str, torch.Tensor]
 
 # The loaders below run in the main process (num_workers=0), where __len__ is exact.
 warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")

@@ -23,10 +23,9 @@ import torch
 
 from logo.data.buffer import SamplingMode, SyntheticBuffer
 from logo.data.reader import Storage, gather_transitions
-from logo.data.schema import DatasetSpec, linked_dims
+from logo.data.schema import DatasetSpec
+from logo.dims import Batch, linked_dims
 from logo.errors import LogoError, check_fits
-
-Batch = dict[str, torch.Tensor]
 
 
 class ModelRollouts:

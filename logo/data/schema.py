@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from logo.dims import ActionKind
 
 FORMAT_NAME = "logo-marl-dataset"
 FORMAT_VERSION = 1
 
-ActionKind = Literal["discrete", "continuous"]
 
 # name -> (dtype, dims), where dims name each axis; "T" per step, "E" per episode.
 PER_STEP = ("observations", "state", "actions", "rewards", "terminals", "truncations")
@@ -187,15 +188,6 @@ def spec_problems(attrs: dict[str, Any]) -> list[str]:
     if version != FORMAT_VERSION:
         problems.append(f"attribute 'format_version': this logo reads version {FORMAT_VERSION}, got {version!r}")
     return problems
-
-
-LINKED_DIMS = ("n_agents", "obs_dim", "state_dim", "action_kind", "action_size")
-
-
-def linked_dims(source: Any, names: tuple[str, ...] = LINKED_DIMS) -> dict[str, Any]:
-    """The dims ``names`` of anything that names them as attributes: a data module, a ``DatasetSpec``,
-    an ``EnvSpec`` or a model's hparams."""
-    return {name: getattr(source, name) for name in names}
 
 
 class LinkedDims:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from logo.data.schema import DatasetSpec
+from logo.dims import ActionKind
 from logo.errors import LogoError
-
-ActionKind = Literal["discrete", "continuous"]
 
 
 class MissingExtraError(LogoError):

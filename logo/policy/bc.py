@@ -9,11 +9,11 @@ import torch
 from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
 
-from logo.data.schema import linked_dims
+from logo.dims import ACTING_DIMS, linked_dims
 from logo.errors import check_fits
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, Normalizer, from_unit_box
-from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
+from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
 
 

@@ -16,13 +16,12 @@ import torch
 from lightning.pytorch import LightningModule
 
 from logo.checkpoint import load_recorded, record_class
-from logo.data.schema import linked_dims
+from logo.dims import ACTING_DIMS, linked_dims
 from logo.envs.base import EnvSpec, TimeStep
 from logo.errors import LogoError, check_fits
 from logo.metrics import reset_metrics
 
 CLASS_KEY = "logo_policy_class"
-ACTING_DIMS = ("n_agents", "obs_dim", "action_kind", "action_size")  # what a decentralised policy's networks depend on
 
 
 class ActingPolicy:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import torch
 from torchmetrics import MeanMetric
 
+from logo.dims import Batch
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update
@@ -28,8 +29,6 @@ from logo.policy.macql_losses import (
     td_target,
 )
 from logo.policy.offline import OfflinePolicy
-
-Batch = dict[str, torch.Tensor]
 
 
 class DiscreteMACQL(OfflinePolicy):

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule
 
-from logo.data.schema import linked_dims
+from logo.dims import ACTING_DIMS, linked_dims
 from logo.errors import LogoError, check_fits
 from logo.loggers import logs_this_step
 from logo.nn import Normalizer, from_unit_box, to_unit_box
-from logo.policy.checkpoint import ACTING_DIMS, ActingPolicy
+from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import weighted_mean
 
 POLICY_DIMS = (*ACTING_DIMS, "state_dim")  # what a learner with a centralised critic or mixer depends on

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from logo.data.online import OnlineEnvDataModule
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits

@@ -31,7 +31,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
-from logo.data.schema import linked_dims
+from logo.dims import Batch, linked_dims
 from logo.errors import check_fits
 from logo.loggers import log_calibration, log_histogram, logs_this_step
 from logo.metrics import calibration_bins, reset_metrics
@@ -41,7 +41,6 @@ from logo.world_model.rollout import StepResult
 CLASS_KEY = "logo_world_model_class"
 # validation sets are small enough for Spearman's exact buffers
 warnings.filterwarnings("ignore", message=r".*SpearmanCorrcoef` will save all targets")
-Tensors = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -120,7 +119,7 @@ class WorldModel(LightningModule):
         if stage == "fit":
             self.set_statistics(dm.statistics, torch.from_numpy(dm.dataset.arrays["obs_mask"]))
 
-    def set_statistics(self, stats: Tensors, obs_mask: torch.Tensor) -> None:
+    def set_statistics(self, stats: Batch, obs_mask: torch.Tensor) -> None:
         """Copy normalisation statistics and bounds (see ``compute_statistics``) into the model's buffers."""
         self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
         self.state_norm.set_stats(stats["state_mean"], stats["state_std"])
@@ -141,12 +140,12 @@ class WorldModel(LightningModule):
             return F.one_hot(actions.long(), self.action_size).float()
         return to_unit_box(actions, self.action_low, self.action_high)
 
-    def normalise_inputs(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> Tensors:
+    def normalise_inputs(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> Batch:
         """Raw obs/state/actions -> ``obs [B, N, O]`` (padded features 0), ``state [B, S]``, ``actions [B, N, A]``."""
         return {"obs": self.obs_norm(obs) * self.obs_mask, "state": self.state_norm(state),
                 "actions": self.encode_actions(actions)}
 
-    def targets(self, batch: Tensors) -> Tensors:
+    def targets(self, batch: Batch) -> Batch:
         """Training targets in the units the networks predict (standardised deltas or next values)."""
         out = {"next_obs": self.obs_norm(batch["next_obs"]) * self.obs_mask,
                "next_state": self.state_norm(batch["next_state"]),
@@ -185,10 +184,10 @@ class WorldModel(LightningModule):
         return nxt, None if out_std is None else out_std * scale
 
     # ----------------------------------------------------------------- what subclasses implement
-    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+    def loss_parts(self, inputs: Batch, targets: Batch) -> Batch:
         raise NotImplementedError
 
-    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, inputs: Batch, generator: torch.Generator | None = None) -> Prediction:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- the step API
@@ -223,19 +222,19 @@ class WorldModel(LightningModule):
                           next_avail=next_avail, uncertainty=pred.uncertainty)
 
     # ----------------------------------------------------------------- training
-    def _parts(self, batch: Tensors) -> tuple[Tensors, Tensors, Tensors]:
+    def _parts(self, batch: Batch) -> tuple[Batch, Batch, Batch]:
         inputs = self.normalise_inputs(batch["obs"], batch["state"], batch["actions"])
         targets = self.targets(batch)
         return inputs, targets, self.loss_parts(inputs, targets)
 
-    def training_step(self, batch: Tensors, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         _, _, parts = self._parts(batch)
         if logs_this_step(self):
             for name, value in parts.items():
                 self.log(f"train/{name}", value, prog_bar=name == "loss")
         return parts["loss"]
 
-    def validation_step(self, batch: Tensors, batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         inputs, targets, parts = self._parts(batch)
         n = len(batch["rewards"])
         self.val_loss.update(parts["loss"], n)
@@ -327,7 +326,7 @@ def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return legal | (best & ~legal.any(-1, keepdim=True))
 
 
-def open_loop_starts(storage: Tensors, indices: torch.Tensor, k: int, limit: int) -> torch.Tensor:
+def open_loop_starts(storage: Batch, indices: torch.Tensor, k: int, limit: int) -> torch.Tensor:
     """Up to ``limit`` steps of ``indices`` followed by k dataset transitions inside one episode,
     spread evenly over ``indices`` (deterministic). Episodes end only at their last step, so a
     termination can only end the k-th transition."""

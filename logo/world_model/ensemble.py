@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 import torch
 
+from logo.dims import Batch
 from logo.nn import EnsembleMLP
-from logo.world_model.base import Prediction, Tensors
+from logo.world_model.base import Prediction
 from logo.world_model.joint import JointOutputs
 
 UncertaintyMode = Literal["max_std", "pairwise_diff", "ensemble_std"]
@@ -52,14 +53,14 @@ class EnsembleWorldModel(JointOutputs):
         self.register_buffer("member_sq_error", torch.zeros(ensemble_size), persistent=False)
         self.register_buffer("member_count", torch.zeros(()), persistent=False)
 
-    def members(self, inputs: Tensors) -> Tensors:
+    def members(self, inputs: Batch) -> Batch:
         """Heads of every member, [K, B, ...]."""
         return self.split(self.net(self.joint_input(inputs)))
 
-    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+    def loss_parts(self, inputs: Batch, targets: Batch) -> Batch:
         return self.joint_loss(self.members(inputs), targets)  # all members at once, [K, B, ...]
 
-    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, inputs: Batch, generator: torch.Generator | None = None) -> Prediction:
         heads = {name: v[self.elite_idx] for name, v in self.members(inputs).items()}  # [E, B, ...]
         mean, std = heads["mean"], heads["log_std"].exp()
         legal = heads.get("legal_logit")
@@ -86,7 +87,7 @@ class EnsembleWorldModel(JointOutputs):
             return (mu.unsqueeze(0) - mu.unsqueeze(1)).norm(dim=-1).amax((0, 1))
         return mu.std(0, unbiased=False).norm(dim=-1)
 
-    def validation_step(self, batch: Tensors, batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
         inputs, targets = self.normalise_inputs(batch["obs"], batch["state"], batch["actions"]), self.targets(batch)
         target, mask = self.gaussian_target(targets)

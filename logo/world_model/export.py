@@ -15,8 +15,9 @@ import torch
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from logo.data.reader import OfflineDataset, gather_transitions
-from logo.data.schema import DatasetSpec, linked_dims
+from logo.data.schema import DatasetSpec
 from logo.data.writer import DatasetWriter
+from logo.dims import linked_dims
 from logo.errors import LogoError, check_fits
 from logo.world_model.base import load_world_model
 from logo.world_model.rollout import Rollout, UniformPolicy, rollout
@@ -73,7 +74,8 @@ def _policy(policy: str, model, device: str, generator: torch.Generator):
     if policy == "random":
         return UniformPolicy(model.n_agents, model.action_size, model.discrete, model.action_low,
                              model.action_high, generator)
-    from logo.policy.checkpoint import ACTING_DIMS, load_policy
+    from logo.dims import ACTING_DIMS
+    from logo.policy.checkpoint import load_policy
 
     module = load_policy(policy, map_location=device)
     check_fits(module.hparams, linked_dims(model.hparams, ACTING_DIMS), f"policy {policy}", "the world model",

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from logo.data.schema import linked_dims
+from logo.dims import Batch, linked_dims
 from logo.nn import MLP, LogStdBounds
-from logo.world_model.base import Prediction, Tensors, WorldModel
+from logo.world_model.base import Prediction, WorldModel
 from logo.world_model.losses import gaussian_nll, legal_action_loss, termination_loss
 
 BOUNDS_PENALTY = 0.01
@@ -38,10 +38,10 @@ class JointOutputs(WorldModel):
         self.out_dim = 2 * self.gaussian_dim + 1 + self.n_legal
         self.bounds = LogStdBounds(self.gaussian_dim)
 
-    def joint_input(self, inputs: Tensors) -> torch.Tensor:
+    def joint_input(self, inputs: Batch) -> torch.Tensor:
         return torch.cat([inputs["state"], inputs["obs"].flatten(1), inputs["actions"].flatten(1)], -1)
 
-    def split(self, out: torch.Tensor) -> Tensors:
+    def split(self, out: torch.Tensor) -> Batch:
         """out [..., out_dim] -> mean / log_std [..., G], done_logit [...], legal_logit [..., N, A]."""
         g = self.gaussian_dim
         heads = {"mean": out[..., :g], "log_std": self.bounds(out[..., g:2 * g]), "done_logit": out[..., 2 * g]}
@@ -49,7 +49,7 @@ class JointOutputs(WorldModel):
             heads["legal_logit"] = out[..., 2 * g + 1:].unflatten(-1, (self.n_agents, self.action_size))
         return heads
 
-    def gaussian_target(self, targets: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+    def gaussian_target(self, targets: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Target [B, G] and its feature mask [G] (padded observation features excluded)."""
         target = torch.cat([targets["state_delta"], targets["obs_delta"].flatten(1),
                             targets["reward"].unsqueeze(-1)], -1)
@@ -57,7 +57,7 @@ class JointOutputs(WorldModel):
         mask = torch.cat([ones, self.obs_mask.flatten(), ones[:1]])
         return target, mask
 
-    def joint_loss(self, heads: Tensors, targets: Tensors) -> Tensors:
+    def joint_loss(self, heads: Batch, targets: Batch) -> Batch:
         """Loss parts of heads ``[B, ...]`` or, for the ensemble, ``[K, B, ...]`` (the mean over members,
         as every member sees the same batch); includes the log-std bounds penalty."""
         target, mask = self.gaussian_target(targets)
@@ -78,7 +78,7 @@ class JointOutputs(WorldModel):
             return x
         return x * (self.state_delta_norm.std / self.state_norm.std)
 
-    def to_prediction(self, inputs: Tensors, mean: torch.Tensor, std: torch.Tensor, done_logit: torch.Tensor,
+    def to_prediction(self, inputs: Batch, mean: torch.Tensor, std: torch.Tensor, done_logit: torch.Tensor,
                       legal_logit: torch.Tensor | None, uncertainty: torch.Tensor) -> Prediction:
         s, n, o = self.state_dim, self.n_agents, self.obs_dim
         next_state, next_state_std = self.next_state_from(inputs["state"], mean[:, :s], std[:, :s])
@@ -112,10 +112,10 @@ class DirectWorldModel(JointOutputs):
         self.width = width
         self.net = MLP(self.in_dim, [width] * depth, self.out_dim)
 
-    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+    def loss_parts(self, inputs: Batch, targets: Batch) -> Batch:
         return self.joint_loss(self.split(self.net(self.joint_input(inputs))), targets)
 
-    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, inputs: Batch, generator: torch.Generator | None = None) -> Prediction:
         heads = self.split(self.net(self.joint_input(inputs)))
         std = heads["log_std"].exp()
         u = self.state_std_units(std[:, :self.state_dim]).norm(dim=-1)

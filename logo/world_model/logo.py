@@ -46,8 +46,9 @@ from typing import Any, Literal
 
 import torch
 
+from logo.dims import Batch
 from logo.nn import MLP, AgentSharedMLP, LogStdBounds
-from logo.world_model.base import Prediction, Tensors, WorldModel
+from logo.world_model.base import Prediction, WorldModel
 from logo.world_model.losses import gaussian_nll, legal_action_loss, masked_mse, termination_loss
 
 BOUNDS_PENALTY = 0.01
@@ -101,7 +102,7 @@ class LogoWorldModel(WorldModel):
         self.aux_state = MLP(n * latent_dim + s, hidden, s)
 
     # ------------------------------------------------------------------ the two models
-    def predictive(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def predictive(self, inputs: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> latents z [B, N, L], mean and log-std of the next-observation output [B, N, O]."""
         obs, state, actions = inputs["obs"], inputs["state"], inputs["actions"]
         b, n = obs.shape[:2]
@@ -111,7 +112,7 @@ class LogoWorldModel(WorldModel):
         mean, raw = self.pred_decoder(z).chunk(2, dim=-1)
         return z, mean, self.pred_bounds(raw)
 
-    def deductive(self, next_obs: torch.Tensor, inputs: Tensors) -> tuple[torch.Tensor, Tensors]:
+    def deductive(self, next_obs: torch.Tensor, inputs: Batch) -> tuple[torch.Tensor, Batch]:
         """Standardised next local observations [B, N, O] (+ their change, + state) -> latent h [B, L] and heads."""
         parts = [next_obs.flatten(1)]
         if self.hparams.deduce_from_change:
@@ -122,7 +123,7 @@ class LogoWorldModel(WorldModel):
         h = self.ded_encoder(x)
         return h, self.deductive_heads(h)
 
-    def deductive_heads(self, h: torch.Tensor) -> Tensors:
+    def deductive_heads(self, h: torch.Tensor) -> Batch:
         s = self.state_dim
         out = self.ded_decoder(h)
         mean, raw = out[:, :s + 1], out[:, s + 1:2 * (s + 1)]
@@ -138,7 +139,7 @@ class LogoWorldModel(WorldModel):
         return self.aux_state(torch.cat([z.flatten(1), state], -1))
 
     # ------------------------------------------------------------------ losses and prediction
-    def _deductive_loss(self, heads: Tensors, targets: Tensors) -> Tensors:
+    def _deductive_loss(self, heads: Batch, targets: Batch) -> Batch:
         target = torch.cat([targets["state_delta"], targets["reward"].unsqueeze(-1)], -1)
         parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, beta=self.hparams.nll_beta),
                  "termination": termination_loss(heads["done_logit"], targets["terminals"])}
@@ -146,12 +147,12 @@ class LogoWorldModel(WorldModel):
             parts["legal"] = legal_action_loss(heads["legal_logit"], targets["next_avail"])
         return parts
 
-    def _weighted(self, parts: Tensors) -> torch.Tensor:
+    def _weighted(self, parts: Batch) -> torch.Tensor:
         hp = self.hparams
         return (parts["nll"] + hp.termination_weight * parts["termination"]
                 + hp.legal_weight * parts.get("legal", torch.zeros(())).to(parts["nll"]))
 
-    def loss_parts(self, inputs: Tensors, targets: Tensors) -> Tensors:
+    def loss_parts(self, inputs: Batch, targets: Batch) -> Batch:
         hp = self.hparams
         mask = self.obs_mask
         z, mean, log_std = self.predictive(inputs)
@@ -184,7 +185,7 @@ class LogoWorldModel(WorldModel):
             parts["legal"] = deductive["legal"]
         return parts
 
-    def predict(self, inputs: Tensors, generator: torch.Generator | None = None) -> Prediction:
+    def predict(self, inputs: Batch, generator: torch.Generator | None = None) -> Prediction:
         s = self.state_dim
         z, mean, log_std = self.predictive(inputs)
         next_obs, next_obs_std = self.next_obs_from(inputs["obs"], mean, log_std.exp())

@@ -144,7 +144,7 @@ def test_sampler_state_resumes_after_the_last_trained_batch(discrete_dataset, tm
     """The saved state precedes the first batch not trained on (even if a loader fetched further ahead)."""
     from lightning.pytorch import Trainer
 
-    from logo.data.schema import linked_dims
+    from logo.dims import linked_dims
     from logo.policy import BCPolicy
 
     reference = iter(_setup(discrete_dataset, seed=0, batch_size=32, val_fraction=0.0).train_dataloader())

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from logo.data import OfflineMARLDataModule
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.nn import QMixer, VDNMixer
 from logo.policy.checkpoint import load_policy

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from logo.data import OfflineMARLDataModule
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel
 
 SMALL = {

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from logo.data.reader import gather_transitions
-from logo.data.schema import linked_dims
+from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
 from logo.world_model.base import open_loop_starts
