@@ -173,8 +173,8 @@ def bare_loop(cls: type, hparams: dict, dm: Any, steps: int, warmup: int, clip: 
     """
     from lightning.pytorch import seed_everything
 
-    from logo.data.datamodule import RandomIndexBatches, sampler_seed
     from logo.data.reader import gather_transitions
+    from logo.data.samplers import RandomIndexBatches, sampler_seed
     from logo.policy.losses import soft_update, weighted_mean
 
     seed_everything(seed, verbose=False)
@@ -236,7 +236,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 # ---------------------------------------------------------------- sampler_share
 def sampler_share(s: dict, device: torch.device, opts: argparse.Namespace) -> dict:
     """Draw time of the synthetic half-batch vs one policy update, interleaved over rounds; medians."""
-    from logo.data.buffer import SyntheticBuffer
+    from logo.synthetic import SamplingOptions, SyntheticBuffer
 
     sampler = _sibling("sampler")
     size, repeats, batch_size = s["buffer_size"], s["sampler_repeats"], opts.batch_size
@@ -245,7 +245,7 @@ def sampler_share(s: dict, device: torch.device, opts: argparse.Namespace) -> di
     data = sampler.fake_transitions(size, device, generator)
     buffers = {}
     for mode in ("weighted", "uniform"):
-        buffers[mode] = SyntheticBuffer(size, mode=mode, generator=generator)
+        buffers[mode] = SyntheticBuffer(size, SamplingOptions(mode), generator=generator)
         buffers[mode].add(data)
     del data
     times: dict[str, list[float]] = {"update": []}

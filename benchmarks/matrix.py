@@ -243,7 +243,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                 raise SystemExit(f"{unit.key}: the checkpoint of {wm_key}, {wm['checkpoint']}, is gone; delete "
                                  f"{result_path(matrix, wm_key)} so that `run` fits that world model again")
             world_model = {"key": wm_key, "checkpoint": wm["checkpoint"]}
-            overrides["data.init_args.world_model"] = str(ROOT / wm["checkpoint"])
+            overrides["data.init_args.synthetic.init_args.world_model"] = str(ROOT / wm["checkpoint"])
         if unit.ablation:
             overrides[unit.ablation["key"]] = unit.ablation["value"]
         cli = _fit(configs, overrides, run_dir, dataset["path"], unit.seed)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import torch
 
-from logo.data.buffer import SyntheticBuffer
 from logo.policy.macql import DiscreteMACQL
+from logo.synthetic import SamplingOptions, SyntheticBuffer
 
 N, OBS, STATE, ACTIONS = 3, 18, 54, 5
 
@@ -83,7 +83,7 @@ def main() -> None:
     for size in args.sizes:
         data = fake_transitions(size, device, generator)
         for mode in ("weighted", "uniform"):
-            buf = SyntheticBuffer(size, mode=mode, generator=generator)
+            buf = SyntheticBuffer(size, SamplingOptions(mode), generator=generator)
             buf.add(data)
 
             rebuild_s = timed(buf.refresh, 5, device)

@@ -9,7 +9,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from logo import __version__
-from logo.callbacks import EnvEvaluation, ReplayExport  # noqa: F401
+from logo.callbacks import EnvEvaluation, ReplayExport, RolloutRounds  # noqa: F401
 from logo.checkpoint import check_ckpt_fits, check_ckpt_path
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
@@ -18,6 +18,7 @@ from logo.errors import LogoError
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
+from logo.synthetic import ModelRollouts  # noqa: F401
 from logo.trainer import LogoTrainer
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel  # noqa: F401
 
@@ -25,7 +26,7 @@ from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldMode
 TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
     "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
-    "rollout": ("logo.world_model.export", "roll a trained world model out and write the rollouts as a dataset"),
+    "rollout": ("logo.synthetic.export", "roll a trained world model out and write the rollouts as a dataset"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
 }
 

@@ -129,7 +129,7 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
     policies = {}
     for method in methods:
         clock = time.perf_counter()
-        extra = {"data.init_args.world_model": wm_checkpoint} if method.uses_world_model else {}
+        extra = {"data.init_args.synthetic.init_args.world_model": wm_checkpoint} if method.uses_world_model else {}
         cli = fit_stage(method.stage, run_dir / _slug(method.name), dataset, seed, extra)
         policies[method.name] = (cli.model, cli.trainer.global_step)
         timings[method.name] = time.perf_counter() - clock

@@ -14,15 +14,19 @@ class LogoTrainer(Trainer):
     """Lightning's Trainer with one more entry point, ``evaluate``: play the policy in its real environment.
 
     Every run also carries :class:`~logo.callbacks.random_state.RandomStates`, so checkpoints hold each
-    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences.
+    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences, and
+    :class:`~logo.callbacks.RolloutRounds`, which runs the rollout rounds of a data module's synthetic
+    source (``data.synthetic``) with the policy being trained (a no-op without one).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         from logo.callbacks.random_state import RandomStates
+        from logo.callbacks.rollout_rounds import RolloutRounds
 
-        if not any(isinstance(c, RandomStates) for c in self.callbacks):
-            self.callbacks.insert(0, RandomStates())
+        for default in (RolloutRounds, RandomStates):
+            if not any(isinstance(c, default) for c in self.callbacks):
+                self.callbacks.insert(0, default())
 
     def evaluate(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                  ckpt_path: str | None = None, episodes: int = 10, seed: int = 0, num_envs: int = 1,

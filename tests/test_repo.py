@@ -30,6 +30,63 @@ def test_ruff_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_no_import_runs_upward_across_the_layers():
+    """import-linter's layer contract in pyproject.toml: commands > callbacks > synthetic, online > world_model,
+    policy > data > envs > nn > base modules; a module never imports a layer above its own (lazy imports count)."""
+    result = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_no_import_circle_between_logo_modules():
+    """No two modules import each other, directly or through others (grimp's graph, lazy imports included)."""
+    import grimp
+
+    graph = grimp.build_graph("logo", cache_dir=None)
+    imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    circles = [sorted(c) for c in _strongly_connected(imports) if len(c) > 1]
+    assert not circles, circles
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components of a directed graph {node: successors} (iterative)."""
+    index, low, on_stack, stack, components, counter = {}, {}, set(), [], [], 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            for nxt in successors:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    components.append(component)
+    return components
+
+
 def test_dockerfile_passes_hadolint():
     result = subprocess.run([_tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

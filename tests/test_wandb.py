@@ -170,15 +170,18 @@ def test_policy_run_records_rollout_statistics(world_model_fit, discrete_dataset
     assert main(["fit", "--config", str(ROOT / "configs/smax/3m/policy.yaml"),
                  "--trainer.logger.init_args.save_dir", str(tmp_path / "csv"), "--trainer.callbacks", "[]",
                  "--config", WANDB_CONFIG, "--trainer.logger.init_args.save_dir", str(tmp_path),
-                 "--data.init_args.path", str(discrete_dataset), "--data.init_args.world_model", str(checkpoint),
+                 "--data.init_args.path", str(discrete_dataset),
+                 "--data.init_args.synthetic.init_args.world_model", str(checkpoint),
                  "--data.init_args.batch_size", "32", "--data.init_args.steps_per_epoch", "6",
-                 "--data.init_args.rollout_every", "3", "--data.init_args.rollout_batch", "16",
-                 "--data.init_args.horizon", "3", "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "1",
+                 "--data.init_args.synthetic.init_args.rollout_every", "3",
+                 "--data.init_args.synthetic.init_args.rollout_batch", "16",
+                 "--data.init_args.synthetic.init_args.horizon", "3", "--trainer.max_epochs", "1",
+                 "--trainer.log_every_n_steps", "1",
                  "--trainer.enable_progress_bar", "false", "--model.init_args.hidden_sizes", "[32]"]) == 0
     run = read_offline_run(tmp_path)
     assert run.exit_code == 0
     assert run.config["config"]["model"]["class_path"] == "logo.policy.DiscreteMACQL"
-    assert run.config["config"]["data"]["init_args"]["world_model"] == str(checkpoint)
+    assert run.config["config"]["data"]["init_args"]["synthetic"]["init_args"]["world_model"] == str(checkpoint)
     logged = csv_keys(tmp_path / "csv")
     assert {"train/synthetic_share", "train/td_synthetic", "synthetic/ess", "synthetic/u_mean"} <= logged
     assert logged - {"step"} <= run.keys

@@ -7,7 +7,7 @@ tensors:
 * ``predict(inputs, generator) -> Prediction`` (next values in normalised units and u).
 
 Units. Observations, state and reward are standardised with the training split's statistics
-(:func:`logo.data.datamodule.compute_statistics`), copied into buffers at ``setup`` and so
+(:func:`logo.data.statistics.compute_statistics`), copied into buffers at ``setup`` and so
 saved in every checkpoint. With ``predict_deltas`` the networks predict the standardised
 one-step change ``(x' - x - mean_delta) / std_delta``; :meth:`WorldModel.step` turns
 predictions back into raw environment units and (``clip_to_data``) clips them to the

@@ -8,7 +8,9 @@ import torch
 from lightning.pytorch import Trainer
 
 from logo.data import OfflineDataset, OfflineMARLDataModule, gather_transitions
-from logo.data.datamodule import RandomIndexBatches, compute_statistics, sampler_seed
+from logo.data.samplers import RandomIndexBatches, sampler_seed
+from logo.data.sources import SyntheticSource
+from logo.data.statistics import compute_statistics
 from logo.errors import DatasetError, LogoError
 from logo.policy import BCPolicy
 
@@ -82,15 +84,18 @@ def test_validation_batches_cover_held_out_steps_once(discrete_dataset):
     assert torch.equal(seen, dm.val_indices)
 
 
-class _FixedSynthetic:
+class _FixedSynthetic(SyntheticSource):
     """A source of extra transitions standing in for world-model rollouts: real dataset
     transitions relabelled with reward 99 and weight 0.5, so they can be told apart in a batch."""
 
     def __init__(self, dm: OfflineMARLDataModule):
         self.template = gather_transitions(dm.storage_on(torch.device("cpu")), dm.train_indices[:1])
-        self.calls = []
+        self.calls, self.seeds = [], []
 
-    def sample(self, batch_size: int):
+    def setup(self, spec, seed):
+        self.seeds.append(seed)
+
+    def sample(self, batch_size: int, device: torch.device):
         self.calls.append(batch_size)
         out = {k: v.expand(batch_size, *v.shape[1:]).clone() for k, v in self.template.items()}
         out["rewards"] = torch.full((batch_size,), 99.0)
@@ -118,13 +123,11 @@ def test_fit_moves_nothing_but_indices_through_the_loader(discrete_dataset):
 
 
 def test_synthetic_source_is_mixed_into_training_batches_only(discrete_dataset):
+    source = _FixedSynthetic(_setup(discrete_dataset))
     dm = OfflineMARLDataModule(str(discrete_dataset), batch_size=40, real_ratio=0.75, steps_per_epoch=3,
-                               val_batch_size=64)
-    dm.setup("fit")
-    source = _FixedSynthetic(dm)
-    dm.synthetic = source
+                               val_batch_size=64, synthetic=source)
     seen = _spy_fit(dm, max_steps=3, val_check_interval=3)
-    assert source.calls == [10, 10, 10]
+    assert source.calls == [10, 10, 10] and source.seeds == [sampler_seed(0, 0) + 1]  # set up once, rank 0
     for batch in seen["train"]:
         assert len(batch["rewards"]) == 40 and batch["synthetic"].sum() == 10
         assert (batch["rewards"][batch["synthetic"]] == 99).all()

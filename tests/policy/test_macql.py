@@ -9,6 +9,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
+from logo.callbacks import RolloutRounds
 from logo.data import OfflineMARLDataModule
 from logo.dims import linked_dims
 from logo.errors import LogoError
@@ -22,14 +23,17 @@ from logo.policy.macql_losses import (
     sample_legal_joint_actions,
     td_target,
 )
+from logo.synthetic import ModelRollouts, SamplingOptions
 from logo.world_model import LogoWorldModel
 
 SMALL = {"hidden_sizes": [64, 64]}
 
 
-def _trainer(max_steps: int, **kwargs) -> Trainer:
+def _trainer(max_steps: int, callbacks: list | None = None, **kwargs) -> Trainer:
+    """A plain Lightning Trainer with the RolloutRounds callback that LogoTrainer adds by itself."""
     return Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **kwargs)
+                   enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                   callbacks=[RolloutRounds(), *(callbacks or [])], **kwargs)
 
 
 def _dm(path: Path, **kwargs) -> OfflineMARLDataModule:
@@ -188,8 +192,9 @@ def world_model_ckpt(discrete_dataset, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("sampling", ["weighted", "uniform", "penalty"])
 def test_two_stage_synthetic_rows_enter_batches(discrete_dataset, world_model_ckpt, sampling):
-    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), sampling=sampling, real_ratio=0.75,
-             rollout_every=20, rollout_batch=32, horizon=5, buffer_rollouts=2)
+    rollouts = ModelRollouts(str(world_model_ckpt), rollout_every=20, rollout_batch=32, horizon=5, buffer_rollouts=2,
+                             sampling=SamplingOptions(sampling))
+    dm = _dm(discrete_dataset, real_ratio=0.75, synthetic=rollouts)
     model = DiscreteMACQL(**linked_dims(dm), **SMALL)
     record = RecordBatches()
     trainer = _trainer(60, callbacks=[record])
@@ -222,11 +227,12 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
 
     from tests.helpers import logged_metrics
 
-    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), rollout_every=20, rollout_batch=16, horizon=3)
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(world_model_ckpt), rollout_every=20, rollout_batch=16,
+                                                       horizon=3))
     model = CountedMACQL(**linked_dims(dm), **SMALL)
     model.logged = {}
     trainer = Trainer(max_steps=11, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""),
-                      log_every_n_steps=4, limit_val_batches=0, enable_checkpointing=False,
+                      log_every_n_steps=4, limit_val_batches=0, enable_checkpointing=False, callbacks=[RolloutRounds()],
                       enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, dm)
     # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
@@ -239,13 +245,13 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
 
 
 def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_model_ckpt):
-    dm = _dm(discrete_dataset, world_model=str(world_model_ckpt), rollout_batch=16, horizon=3)
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(world_model_ckpt), rollout_batch=16, horizon=3))
     model = DiscreteMACQL(**linked_dims(dm), **SMALL)
     _trainer(2).fit(model, dm)  # one rollout round with the policy
     world = dm.synthetic.model
     world.requires_grad_(True)  # even if someone unfroze it, the policy loss could not reach it
     batch = dm.on_after_batch_transfer(dm.train_indices[:64], 0)  # trainer detached: real rows only
-    synthetic = dm.synthetic.sample(64)
+    synthetic = dm.synthetic.sample(64, torch.device("cpu"))
     batch = {k: torch.cat([batch[k], synthetic[k]]) for k in batch if k in synthetic}
     parts = model.losses(batch)
     (parts["td"].mean() + parts["cql"].mean()).backward()
@@ -254,20 +260,29 @@ def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_m
 
 
 def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
-    with pytest.raises(LogoError, match="data.horizon"):
-        _dm(discrete_dataset, world_model="x.ckpt", horizon=0)
-    with pytest.raises(LogoError, match="data.sampling"):
-        _dm(discrete_dataset, sampling="softmax")
-    with pytest.raises(LogoError, match=r"data.priority_low \(2.0\) must not exceed data.priority_high"):
-        _dm(discrete_dataset, priority_low=2.0)
-    with pytest.raises(LogoError, match="data.temperature: expected a positive value, got 0"):
-        _dm(discrete_dataset, temperature=0)
-    dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"))
+    with pytest.raises(LogoError, match="data.synthetic.horizon: expected a positive integer, got 0"):
+        ModelRollouts("x.ckpt", horizon=0)
+    with pytest.raises(LogoError, match="data.synthetic.sampling.mode"):
+        SamplingOptions("softmax")
+    with pytest.raises(LogoError, match=r"data.synthetic.sampling.priority_low \(2.0\) must not exceed "
+                                        r"data.synthetic.sampling.priority_high"):
+        SamplingOptions(priority_low=2.0)
+    with pytest.raises(LogoError, match="data.synthetic.sampling.temperature: expected a positive value, got 0"):
+        SamplingOptions(temperature=0)
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(tmp_path / "missing.ckpt")))
     with pytest.raises(LogoError, match="missing.ckpt: no such file"):
         dm.setup("fit")
-    dm = _dm(discrete_dataset, world_model=str(tmp_path / "missing.ckpt"), sampling="none")
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(tmp_path / "missing.ckpt")), real_ratio=1.0)
     dm.setup("fit")  # real data only: the world model is not needed
     assert dm.synthetic is None
+
+
+def test_rollouts_without_the_rounds_callback_fail_clearly(discrete_dataset, world_model_ckpt):
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(world_model_ckpt), rollout_batch=16, horizon=3))
+    trainer = Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    with pytest.raises(LogoError, match="RolloutRounds"):
+        trainer.fit(DiscreteMACQL(**linked_dims(dm), **SMALL), dm)
 
 
 def test_cql_term_on_synthetic_rows():
@@ -292,7 +307,7 @@ def test_baseline_world_models_feed_rollouts_with_their_own_uncertainty(discrete
     trainer = _trainer(60)
     trainer.fit(getattr(models, world_model)(**linked_dims(dm), **small), dm)
     trainer.save_checkpoint(tmp_path / "wm.ckpt")
-    dm = _dm(discrete_dataset, world_model=str(tmp_path / "wm.ckpt"), rollout_batch=32, horizon=4)
+    dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(tmp_path / "wm.ckpt"), rollout_batch=32, horizon=4))
     record = RecordBatches()
     _trainer(5, callbacks=[record]).fit(DiscreteMACQL(**linked_dims(dm), **SMALL), dm)
     assert type(dm.synthetic.model).__name__ == world_model

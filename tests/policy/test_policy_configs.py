@@ -41,8 +41,9 @@ def test_policy_config_fits_on_world_model_rollouts_and_evaluates(family_dataset
                  "--data.init_args.steps_per_epoch", "8", "--trainer.log_every_n_steps", "2",
                  "--trainer.logger.init_args.save_dir", str(tmp_path / "policy"),
                  "--trainer.callbacks", json.dumps(EVALUATION), "--model.init_args.hidden_sizes", "[32, 32]",
-                 "--data.init_args.world_model", str(checkpoint), "--data.init_args.rollout_batch", "16",
-                 "--data.init_args.horizon", "3"]) == 0
+                 "--data.init_args.synthetic.init_args.world_model", str(checkpoint),
+                 "--data.init_args.synthetic.init_args.rollout_batch", "16",
+                 "--data.init_args.synthetic.init_args.horizon", "3"]) == 0
     rows = list(csv.DictReader(next((tmp_path / "policy").rglob("metrics.csv")).open()))
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"eval/return_mean", "synthetic/u_mean", "synthetic/ess", "train/td_synthetic", "train/cql",

@@ -1,4 +1,4 @@
-"""The synthetic ring buffer and its uncertainty-aware sampler."""
+"""The synthetic ring buffer (storage, ring writer, sampler) and its uncertainty-aware draws."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from logo.data.buffer import SyntheticBuffer
+from logo.errors import LogoError
+from logo.synthetic import SamplingOptions, SyntheticBuffer
 
 
 def _chi_square_critical(dof: int, z: float = 3.090232306167813) -> float:
@@ -15,9 +16,10 @@ def _chi_square_critical(dof: int, z: float = 3.090232306167813) -> float:
     return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
 
 
-def _filled(mode: str = "weighted", u: torch.Tensor | None = None, seed: int = 0, **kwargs) -> SyntheticBuffer:
+def _filled(mode: str = "weighted", u: torch.Tensor | None = None, seed: int = 0, **options) -> SyntheticBuffer:
     u = torch.linspace(0.0, 3.0, 20) if u is None else u
-    buf = SyntheticBuffer(capacity=100, mode=mode, generator=torch.Generator().manual_seed(seed), **kwargs)
+    buf = SyntheticBuffer(capacity=100, sampling=SamplingOptions(mode, **options),
+                          generator=torch.Generator().manual_seed(seed))
     buf.add({"rewards": torch.arange(len(u), dtype=torch.float32), "uncertainty": u})
     return buf
 
@@ -30,7 +32,8 @@ def test_priorities_follow_the_paper_formula_by_hand():
     torch.testing.assert_close(buf.probabilities(), weights / weights.sum())
     torch.testing.assert_close(buf.probabilities(), torch.tensor([0.5773, 0.3708, 0.0519]), atol=1e-4, rtol=0)
     # absolute u, a clip that binds, and a temperature
-    buf = _filled(u=u, relative_uncertainty=False, center=2.0, low=-1.0, high=1.5, temperature=2.0)
+    buf = _filled(u=u, relative_uncertainty=False, priority_center=2.0, priority_low=-1.0,
+                  priority_high=1.5, temperature=2.0)
     expected = torch.exp(torch.tensor([1.5, 1.0, -1.0]) / 2.0)
     torch.testing.assert_close(buf.probabilities(), expected / expected.sum())
 
@@ -69,13 +72,14 @@ def test_penalty_mode_subtracts_lambda_u_from_rewards():
 
 
 def test_effective_sample_size_by_hand():
-    buf = _filled(u=torch.tensor([1.0, 1.0, 3.0]), relative_uncertainty=False, center=0.0, low=-10.0, high=10.0)
+    buf = _filled(u=torch.tensor([1.0, 1.0, 3.0]), relative_uncertainty=False, priority_center=0.0,
+                  priority_low=-10.0, priority_high=10.0)
     w = torch.exp(torch.tensor([-1.0, -1.0, -3.0], dtype=torch.float64))
     assert buf.effective_sample_size() == pytest.approx(float(w.sum() ** 2 / (3 * w.square().sum())))
 
 
 def test_ring_buffer_keeps_the_newest_transitions():
-    buf = SyntheticBuffer(capacity=5, mode="uniform")
+    buf = SyntheticBuffer(capacity=5, sampling=SamplingOptions("uniform"))
     buf.add({"rewards": torch.tensor([0.0, 1.0, 2.0]), "uncertainty": torch.zeros(3)})
     buf.add({"rewards": torch.tensor([3.0, 4.0, 5.0, 6.0]), "uncertainty": torch.zeros(4)})
     assert len(buf) == 5 and buf.added == 7
@@ -96,9 +100,11 @@ def test_cdf_is_rebuilt_when_the_buffer_changes():
 
 def test_empty_buffer_and_bad_options():
     assert SyntheticBuffer(10).sample(4) is None
-    with pytest.raises(ValueError, match="mode"):
-        SyntheticBuffer(10, mode="softmax")
-    with pytest.raises(ValueError, match="low"):
-        SyntheticBuffer(10, low=2.0, high=1.0)
-    with pytest.raises(ValueError, match="temperature"):
-        SyntheticBuffer(10, temperature=0.0)
+    with pytest.raises(LogoError, match="mode"):
+        SamplingOptions("softmax")
+    with pytest.raises(LogoError, match="low"):
+        SamplingOptions(priority_low=2.0, priority_high=1.0)
+    with pytest.raises(LogoError, match="temperature"):
+        SamplingOptions(temperature=0.0)
+    with pytest.raises(ValueError, match="capacity"):
+        SyntheticBuffer(0)
