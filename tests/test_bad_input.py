@@ -7,6 +7,7 @@ message that names the thing at fault and the fix.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +54,12 @@ def assert_user_error(code: int, err: str, *names: str) -> str:
     for name in names:
         assert name in message, f"{name!r} not in {message!r}"
     return message
+
+
+def rollouts(world_model: Path | str, **options) -> list[str]:
+    """The CLI arguments of a ModelRollouts synthetic source with ``options``."""
+    source = {"class_path": "ModelRollouts", "init_args": {"world_model": str(world_model), **options}}
+    return ["--data.init_args.synthetic", json.dumps(source)]
 
 
 def fit(data: Path, root: Path, *extra: str, capsys) -> tuple[int, str]:
@@ -280,11 +287,11 @@ def test_missing_config_file(tmp_path, capsys):
 # ---- checkpoints ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("option", ["data.world_model", "ckpt_path"])
+@pytest.mark.parametrize("option", ["data.synthetic.world_model", "ckpt_path"])
 def test_missing_checkpoint(option, discrete_dataset, tmp_path, capsys):
     missing = tmp_path / "missing.ckpt"
-    flag = "--data.init_args.world_model" if option == "data.world_model" else "--ckpt_path"
-    code, err = fit(discrete_dataset, tmp_path, flag, missing, capsys=capsys)
+    args = rollouts(missing) if option == "data.synthetic.world_model" else ["--ckpt_path", missing]
+    code, err = fit(discrete_dataset, tmp_path, *args, capsys=capsys)
     assert_user_error(code, err, option, f"{missing}: no such file; check the path")
 
 
@@ -297,8 +304,9 @@ def test_unreadable_checkpoint(discrete_dataset, tmp_path, capsys):
 
 
 def test_policy_given_as_world_model(policy_ckpt, discrete_dataset, tmp_path, capsys):
-    code, err = fit(discrete_dataset, tmp_path, "--data.init_args.world_model", policy_ckpt, capsys=capsys)
-    assert_user_error(code, err, f"data.world_model: world-model checkpoint {policy_ckpt}: it is a policy checkpoint",
+    code, err = fit(discrete_dataset, tmp_path, *rollouts(policy_ckpt), capsys=capsys)
+    assert_user_error(code, err, f"data.synthetic.world_model: world-model checkpoint {policy_ckpt}: it is a policy "
+                                 "checkpoint",
                       "pass a checkpoint written by `logo fit` of a world model")
 
 
@@ -308,14 +316,14 @@ def test_world_model_given_as_policy(command, world_model_ckpt, discrete_dataset
     code, err = run_logo([command, *BC, "--data.init_args.path", discrete_dataset, "--trainer.default_root_dir",
                           tmp_path, "--ckpt_path", world_model_ckpt], capsys)
     assert_user_error(code, err, f"ckpt_path: {world_model_ckpt} is a world-model checkpoint (LogoWorldModel)",
-                      "pass a checkpoint of BCPolicy", "data.init_args.world_model")
+                      "pass a checkpoint of BCPolicy", "data.init_args.synthetic.init_args.world_model")
 
 
 @pytest.mark.parametrize("command", ["fit", "rollout"])
 def test_world_model_of_another_dataset(command, other_world_model, discrete_dataset, tmp_path, capsys):
     if command == "fit":
-        code, err = fit(discrete_dataset, tmp_path, "--data.init_args.world_model", other_world_model, capsys=capsys)
-        names = (f"data.world_model {other_world_model} does not fit dataset of navigation_3",
+        code, err = fit(discrete_dataset, tmp_path, *rollouts(other_world_model), capsys=capsys)
+        names = (f"data.synthetic.world_model {other_world_model} does not fit dataset of navigation_3",
                  "pass a world model trained on this dataset")
     else:
         code, err = run_logo(["rollout", "--checkpoint", other_world_model, "--data", discrete_dataset, "--out",
@@ -339,8 +347,8 @@ def test_rollout_policy_of_another_dataset(other_world_model, policy_ckpt, four_
 @pytest.mark.parametrize("command", ["fit", "rollout"])
 def test_horizon_not_positive(command, world_model_ckpt, discrete_dataset, tmp_path, capsys):
     if command == "fit":
-        code, err = fit(discrete_dataset, tmp_path, "--data.init_args.horizon", "0", capsys=capsys)
-        name = "data.horizon: expected a positive integer, got 0"
+        code, err = fit(discrete_dataset, tmp_path, *rollouts(world_model_ckpt, horizon=0), capsys=capsys)
+        name = "data.synthetic.horizon: expected a positive integer, got 0"
     else:
         code, err = run_logo(["rollout", "--checkpoint", world_model_ckpt, "--data", discrete_dataset, "--out",
                               tmp_path / "r.zarr", "--horizon", "-3"], capsys)
