@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from logo.data.synthetic import generate_synthetic_dataset
+from logo.data.pointmass import generate_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

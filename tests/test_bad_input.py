@@ -19,7 +19,7 @@ import pytest
 import zarr
 
 from logo.cli import main
-from logo.data.synthetic import generate_synthetic_dataset
+from logo.data.pointmass import generate_synthetic_dataset
 from tests.conftest import ROOT
 
 MAX_LINES = 15  # jsonargparse's one-line usage, its tip and a nested error fit; a traceback wall does not

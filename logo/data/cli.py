@@ -15,8 +15,8 @@ from jsonargparse import ArgumentParser
 from logo.data.check import check_dataset
 from logo.data.importers import FORMATS, import_dataset
 from logo.data.merge import merge_datasets
+from logo.data.pointmass import generate_synthetic_dataset
 from logo.data.reader import OfflineDataset
-from logo.data.synthetic import generate_synthetic_dataset
 from logo.data.validate import open_dataset, validate_dataset
 
 
@@ -161,7 +161,7 @@ def build_parser() -> ArgumentParser:
     commands.add_subcommand("merge", p, help="Combine datasets of one scenario")
 
     p = ArgumentParser(description="Write the synthetic point-mass dataset used by tests and smoke runs "
-                                   "(not a benchmark; see logo.data.synthetic).")
+                                   "(not a benchmark; see logo.data.pointmass).")
     p.add_argument("--out", type=str, required=True, help="target dataset folder (.zarr)")
     p.add_argument("--episodes", type=int, default=200, help="number of episodes")
     p.add_argument("--n_agents", type=int, default=3, help="number of agents")

@@ -173,7 +173,7 @@ def test_bad_arguments_and_paths_give_clear_errors(tmp_path, discrete_dataset):
 
 
 def test_split_keeps_a_training_episode_and_honours_no_validation(tmp_path, discrete_dataset):
-    from logo.data.synthetic import generate_synthetic_dataset
+    from logo.data.pointmass import generate_synthetic_dataset
 
     single = generate_synthetic_dataset(tmp_path / "one.zarr", episodes=1)
     dm = _setup(single, val_fraction=0.5)

@@ -60,7 +60,7 @@ def generate_synthetic_dataset(out: str | Path, episodes: int = 200, n_agents: i
         action_dim=None if discrete else 2, action_low=None if discrete else [-1.0, -1.0],
         action_high=None if discrete else [1.0, 1.0], quality=f"epsilon={epsilon}",
         behaviour=f"greedy to own landmark, epsilon={epsilon} uniform random legal action",
-        source=f"logo.data.synthetic seed={seed}")
+        source=f"logo.data.pointmass seed={seed}")
     with DatasetWriter(out, spec=spec, overwrite=overwrite) as writer:
         for _ in range(episodes):
             pos = rng.uniform(-0.8, 0.8, (n_agents, 2)).astype(np.float32)
