@@ -38,24 +38,9 @@ class SyntheticBuffer:
         self.writer = RingWriter()
         self.sampler = make_sampler(self.options)
         self.generator = generator
-        self.capacity = capacity
 
     def __len__(self) -> int:
         return len(self.storage)
-
-    @property
-    def data(self) -> Batch:
-        """The stored tensors ``{key: [capacity, ...]}`` (the first ``len(self)`` slots are filled)."""
-        return self.storage.data
-
-    @property
-    def added(self) -> int:
-        """Transitions ever added."""
-        return self.writer.added
-
-    @property
-    def device(self) -> torch.device | None:
-        return self.storage.device
 
     def add(self, transitions: Batch) -> None:
         """Append a batch of transitions ``{key: [M, ...]}`` (with ``uncertainty [M]``), overwriting the oldest."""

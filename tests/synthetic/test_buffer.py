@@ -68,7 +68,7 @@ def test_penalty_mode_subtracts_lambda_u_from_rewards():
     torch.testing.assert_close(batch["rewards"], index - 0.5 * batch["uncertainty"])
     torch.testing.assert_close(batch["weights"], torch.ones(64))
     # the stored rewards are untouched
-    torch.testing.assert_close(buf.data["rewards"][:20], torch.arange(20, dtype=torch.float32))
+    torch.testing.assert_close(buf.storage.data["rewards"][:20], torch.arange(20, dtype=torch.float32))
 
 
 def test_effective_sample_size_by_hand():
@@ -82,10 +82,10 @@ def test_ring_buffer_keeps_the_newest_transitions():
     buf = SyntheticBuffer(capacity=5, sampling=SamplingOptions("uniform"))
     buf.add({"rewards": torch.tensor([0.0, 1.0, 2.0]), "uncertainty": torch.zeros(3)})
     buf.add({"rewards": torch.tensor([3.0, 4.0, 5.0, 6.0]), "uncertainty": torch.zeros(4)})
-    assert len(buf) == 5 and buf.added == 7
-    assert sorted(buf.data["rewards"].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert len(buf) == 5 and buf.writer.added == 7
+    assert sorted(buf.storage.data["rewards"].tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
     buf.add({"rewards": torch.arange(10.0, 18.0), "uncertainty": torch.zeros(8)})  # more than the capacity
-    assert sorted(buf.data["rewards"].tolist()) == [13.0, 14.0, 15.0, 16.0, 17.0]
+    assert sorted(buf.storage.data["rewards"].tolist()) == [13.0, 14.0, 15.0, 16.0, 17.0]
     with pytest.raises(KeyError, match="expected keys"):
         buf.add({"rewards": torch.zeros(2), "uncertainty": torch.zeros(2), "extra": torch.zeros(2)})
 
