@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,6 @@ from logo.metrics import calibration_bins, reset_metrics
 from logo.nn import Normalizer, to_unit_box
 from logo.world_model.rollout import StepResult
 
-CLASS_KEY = "logo_world_model_class"
 # validation sets are small enough for Spearman's exact buffers
 warnings.filterwarnings("ignore", message=r".*SpearmanCorrcoef` will save all targets")
 
@@ -80,6 +79,8 @@ class WorldModel(LightningModule):
         open_loop_steps: horizons k of the open-loop validation error along dataset action sequences.
         open_loop_starts: start transitions used for the open-loop error (fixed, held-out).
     """
+
+    checkpoint_kind: ClassVar[str] = "world-model"  # checkpoints record the class as ``logo_world_model_class``
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int,
@@ -313,7 +314,7 @@ class WorldModel(LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        record_class(self, checkpoint, CLASS_KEY)
+        record_class(self, checkpoint)
 
     def on_fit_start(self) -> None:
         reset_metrics(self)  # metric states left by an earlier Trainer.validate are inference tensors
@@ -341,7 +342,7 @@ def open_loop_starts(storage: Batch, indices: torch.Tensor, k: int, limit: int) 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
     """Load the world model saved in checkpoint ``path``, in eval mode with gradients off."""
-    model = load_recorded(path, CLASS_KEY, map_location)
+    model = load_recorded(path, WorldModel.checkpoint_kind, map_location)
     model.eval()
     model.requires_grad_(False)
     return model
