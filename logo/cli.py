@@ -32,7 +32,7 @@ from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldMode
 # Non-training commands: name -> (module with main(args) -> int, help line)
 TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
-    "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
+    "collect": ("logo.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.world_model.export", "roll a trained world model out and write the rollouts as a dataset"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
 }
