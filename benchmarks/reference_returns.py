@@ -3,7 +3,7 @@
     python benchmarks/reference_returns.py --out data
     python benchmarks/reference_returns.py --out data --only smax/3m --episodes 200
 
-Tiers per scenario (see logo.envs.collect): random, medium, expert, medium-replay and mixed
+Tiers per scenario (see logo.collect): random, medium, expert, medium-replay and mixed
 (medium + expert). Scripted families (MPE, SMAX) degrade the scripted expert by the per-agent epsilon
 below for medium and anneal epsilon from 1 to it for medium-replay. MaMuJoCo uses OnlineTD3
 checkpoints and the replay buffer exported while training (configs/behaviour/); give their paths with
@@ -19,10 +19,10 @@ import json
 import time
 from pathlib import Path
 
+from logo.collect import collect
 from logo.data.merge import merge_datasets
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
-from logo.envs.collect import collect
 
 # family/scenario -> how to collect it (medium_epsilon: per-agent random-action probability of the medium tier)
 SUITE = {

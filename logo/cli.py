@@ -1,20 +1,28 @@
-"""The ``logo`` command: Lightning's fit/validate/test/predict plus a thin dispatch to tool commands."""
+"""The ``logo`` command: Lightning's fit/validate/test/predict plus a thin dispatch to tool commands.
+
+Like Lightning's own ``cli.py``, it also checks ``--ckpt_path`` before Lightning reads it
+(:func:`check_ckpt_path`, :func:`check_ckpt_fits`): the same clear errors as
+:func:`logo.checkpoint.load_recorded`, and the dims where a checkpoint and the dataset differ.
+"""
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from logo import __version__
 from logo.callbacks import EnvEvaluation, ReplayExport, RolloutRounds  # noqa: F401
-from logo.checkpoint import check_ckpt_fits, check_ckpt_path
+from logo.checkpoint import KINDS, read_checkpoint
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
 from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.dims import LINKED_DIMS
-from logo.errors import LogoError
+from logo.errors import LogoError, check_fits
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.policy.td3 import OnlineTD3  # noqa: F401
@@ -25,10 +33,11 @@ from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldMode
 # Non-training commands: name -> (module with main(args) -> int, help line)
 TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
-    "collect": ("logo.envs.collect", "record a behaviour policy in a real environment as a dataset"),
+    "collect": ("logo.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.synthetic.export", "roll a trained world model out and write the rollouts as a dataset"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
 }
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # ckpt_path values Lightning resolves itself
 
 
 class LogoCLI(LightningCLI):
@@ -75,6 +84,46 @@ class LogoCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         if self._ckpt is not None:  # a checkpoint of another dataset: name the dims, not every tensor
             check_ckpt_fits(self._ckpt[1], self.model, self._ckpt[0], self.datamodule)
+
+
+def check_ckpt_path(path: str, model_class_path: str | None) -> dict[str, Any] | None:
+    """Clear errors for ``--ckpt_path`` before LightningCLI reads it: a missing or unreadable file, or a checkpoint
+    of the other kind than the config's model (a world model for a policy config, or the reverse).
+
+    The model's kind is its class's ``checkpoint_kind`` (see :mod:`logo.checkpoint`). Returns the checkpoint's
+    hyperparameters (None for the names Lightning resolves itself, e.g. ``last``).
+    """
+    if str(path) in LIGHTNING_CKPT_NAMES or str(path).startswith("registry:") or "://" in str(path):
+        return None
+    path = Path(path)
+    checkpoint = read_checkpoint(path, f"ckpt_path: {path}",
+                                 "pick one under the run's checkpoints/ folder (e.g. last.ckpt)")
+    if not isinstance(checkpoint, dict):
+        raise LogoError(f"ckpt_path: {path} is not a Lightning checkpoint; pass a .ckpt file written by `logo fit`")
+    recorded = next((key for key in KINDS if key in checkpoint), None)
+    if recorded and model_class_path:
+        module_name, _, name = model_class_path.rpartition(".")
+        cls = getattr(importlib.import_module(module_name), name)
+        wanted = getattr(cls, "checkpoint_kind", None)
+        if wanted and wanted != KINDS[recorded]:
+            saved = checkpoint[recorded].rpartition(":")[2]
+            where = (" (a world model goes in data.init_args.synthetic.init_args.world_model)"
+                     if wanted == "policy" else "")
+            raise LogoError(f"ckpt_path: {path} is a {KINDS[recorded]} checkpoint ({saved}) but the config's model "
+                            f"{cls.__name__} is a {wanted.replace('-', ' ')}; pass a checkpoint of "
+                            f"{cls.__name__}{where}")
+    return checkpoint.get("hyper_parameters") or {}
+
+
+def check_ckpt_fits(hparams: Mapping[str, Any], model: LightningModule, path: str,
+                    datamodule: LightningDataModule | None) -> None:
+    """A LogoError naming each dim where checkpoint ``path`` (its ``hparams``) differs from ``model``, which was
+    built for ``datamodule``: clearer than the wall of size mismatches of Lightning's ``load_state_dict``."""
+    mine = getattr(model, "hparams", {})
+    data_path = getattr(datamodule, "path", None)
+    target, side = (f"dataset {data_path}", "dataset") if data_path else (type(datamodule).__name__, "data")
+    check_fits(hparams, {k: mine[k] for k in LINKED_DIMS if k in mine}, f"ckpt_path {path}", target,
+               ("checkpoint", side), hint=f"pass a checkpoint trained on this {side}, or the {side} it was trained on")
 
 
 def main(args: list[str] | None = None) -> int:

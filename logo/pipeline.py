@@ -156,8 +156,8 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
 
 def ensure_dataset(collect_config: str, dataset: str, overrides: dict[str, Any]) -> bool:
     """Collect the dataset with ``collect_config`` (+ overrides) unless it exists; returns whether it collected."""
+    from logo.collect import collect
     from logo.data.validate import open_dataset
-    from logo.envs.collect import collect
 
     if Path(dataset).exists():
         open_dataset(dataset)  # a clear error if the folder is not a logo dataset

@@ -27,7 +27,7 @@ def continuous_dataset(tmp_path_factory) -> Path:
 def collect_small(family: str, scenario: str, package: str, options: dict, tmp_path_factory) -> Path:
     """A small medium-tier dataset collected by ``logo collect`` in the real environment (skips without the extra)."""
     pytest.importorskip(package, reason=f"needs the '{family}' extra")
-    from logo.envs.collect import collect
+    from logo.collect import collect
 
     out = tmp_path_factory.mktemp(family) / "data.zarr"
     collect(env=family, scenario=scenario, quality="medium", out=str(out), seed=0, progress=False, **options)

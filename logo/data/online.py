@@ -19,7 +19,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, IterableDataset
 
 from logo.data.replay import EpisodeRecord, ReplayBuffer
-from logo.data.schema import LinkedDims
+from logo.data.schema import DatasetSpec, LinkedDims
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
 from logo.envs.rollout import episode_seed
@@ -78,7 +78,7 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.buffer is None:
-            self.buffer = ReplayBuffer(self.buffer_size, self.spec.dataset_spec())
+            self.buffer = ReplayBuffer(self.buffer_size, DatasetSpec.from_env(self.spec))
 
     def make_env(self, num_envs: int = 1) -> MultiAgentEnv:
         """A new, separate instance of this module's environment (e.g. for evaluation)."""
@@ -134,8 +134,8 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
         extra = {"env_steps": self.env_steps, "episode_seed_base": self.seed,
                  "episodes_dropped_by_buffer": len(self.buffer.episodes) - len(episodes),
                  "replay_return_mean": float(returns.mean()) if len(returns) else float("nan"), **(extra or {})}
-        spec = self.spec.dataset_spec(quality=quality, behaviour=behaviour,
-                                      source=f"logo online training in {self.family}/{self.scenario}", extra=extra)
+        spec = DatasetSpec.from_env(self.spec, quality=quality, behaviour=behaviour,
+                                    source=f"logo online training in {self.family}/{self.scenario}", extra=extra)
         return self.buffer.write_dataset(path, spec, obs_mask=self.spec.obs_mask, overwrite=overwrite)
 
     def train_dataloader(self) -> DataLoader:

@@ -35,7 +35,7 @@ class ReplayBuffer:
         spec: the dataset spec of the environment (dims, action kind).
 
     Example:
-        >>> buf = ReplayBuffer(1000, env.spec.dataset_spec())  # doctest: +SKIP
+        >>> buf = ReplayBuffer(1000, DatasetSpec.from_env(env.spec))  # doctest: +SKIP
         >>> buf.add(obs, state, actions, reward, next_obs, next_state, terminated, truncated, seed=0)  # doctest: +SKIP
     """
 

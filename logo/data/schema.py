@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logo.dims import ActionKind
+
+if TYPE_CHECKING:
+    from logo.envs.base import EnvSpec
 
 FORMAT_NAME = "logo-marl-dataset"
 FORMAT_VERSION = 1
@@ -77,6 +80,20 @@ class DatasetSpec:
         problems = spec_problems(asdict(self))
         if problems:
             raise ValueError("invalid DatasetSpec: " + "; ".join(problems))
+
+    @classmethod
+    def from_env(cls, env: EnvSpec, quality: str = "unknown", behaviour: str = "", source: str = "",
+                 extra: dict[str, Any] | None = None) -> DatasetSpec:
+        """The DatasetSpec of a dataset recorded in the scenario ``env`` describes (an ``EnvSpec``)."""
+        return cls(
+            env_family=env.family, scenario=env.scenario, n_agents=env.n_agents, obs_dim=env.obs_dim,
+            state_dim=env.state_dim, action_kind=env.action_kind,
+            n_actions=env.n_actions if env.discrete else None,
+            action_dim=None if env.discrete else env.action_dim,
+            action_low=None if env.discrete else [float(x) for x in env.action_low],
+            action_high=None if env.discrete else [float(x) for x in env.action_high],
+            quality=quality, behaviour=behaviour, source=source,
+            extra={"env_notes": dict(env.notes), "max_steps": env.max_steps, **(extra or {})})
 
     @property
     def discrete(self) -> bool:

@@ -22,7 +22,6 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from logo.data.schema import DatasetSpec
 from logo.dims import ActionKind
 from logo.errors import LogoError
 
@@ -83,19 +82,6 @@ class EnvSpec:
     @property
     def action_size(self) -> int:
         return int(self.n_actions if self.discrete else self.action_dim)
-
-    def dataset_spec(self, quality: str = "unknown", behaviour: str = "", source: str = "",
-                     extra: dict[str, Any] | None = None) -> DatasetSpec:
-        """The DatasetSpec of a dataset recorded in this scenario."""
-        return DatasetSpec(
-            env_family=self.family, scenario=self.scenario, n_agents=self.n_agents, obs_dim=self.obs_dim,
-            state_dim=self.state_dim, action_kind=self.action_kind,
-            n_actions=self.n_actions if self.discrete else None,
-            action_dim=None if self.discrete else self.action_dim,
-            action_low=None if self.discrete else [float(x) for x in self.action_low],
-            action_high=None if self.discrete else [float(x) for x in self.action_high],
-            quality=quality, behaviour=behaviour, source=source,
-            extra={"env_notes": dict(self.notes), "max_steps": self.max_steps, **(extra or {})})
 
 
 class TimeStep(NamedTuple):

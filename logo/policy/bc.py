@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
 
-from logo.dims import ACTING_DIMS, linked_dims
-from logo.errors import check_fits
+from logo.dims import ACTING_DIMS
 from logo.loggers import logs_this_step
-from logo.nn import AgentSharedMLP, Normalizer, from_unit_box
-from logo.policy.checkpoint import ActingPolicy
+from logo.nn import AgentSharedMLP
 from logo.policy.losses import bc_continuous_loss, bc_discrete_loss, mask_logits
+from logo.policy.offline import OfflinePolicy
 
 
-class BCPolicy(ActingPolicy, LightningModule):
+class BCPolicy(OfflinePolicy):
     """Decentralised behaviour cloning with one network shared by all agents (plus agent id).
 
     Each agent acts on its own current observation (feed-forward, no recurrence). Discrete
     actions: masked cross-entropy; continuous actions: tanh output scaled to the dataset's action
     bounds, trained by mean squared error. Observation statistics and action bounds are copied
     from the data module at ``setup`` and saved with the checkpoint, so a loaded policy acts
-    on raw environment observations.
+    on raw environment observations. Its units and ``setup`` are :class:`OfflinePolicy`'s, but it
+    checks only the dims a decentralised policy depends on (``ACTING_DIMS``: not ``state_dim``).
 
     Args:
         n_agents: number of agents (linked from the data module).
@@ -37,37 +36,27 @@ class BCPolicy(ActingPolicy, LightningModule):
         weight_decay: Adam weight decay.
     """
 
+    checked_dims: ClassVar[tuple[str, ...]] = ACTING_DIMS
+
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), lr: float = 3e-4, weight_decay: float = 0.0):
-        super().__init__()
+        super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)  # units: buffers, no random draws
         self.save_hyperparameters()
-        self.discrete = action_kind == "discrete"
         self.net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes))
-        self.obs_norm = Normalizer((n_agents, obs_dim))
-        self.register_buffer("action_low", -torch.ones(action_size))
-        self.register_buffer("action_high", torch.ones(action_size))
         self.val_loss = MeanMetric()
         self.val_accuracy = MeanMetric()
 
-    def setup(self, stage: str) -> None:
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None or not getattr(dm, "statistics", None):
-            return
-        check_fits(self.hparams, linked_dims(dm, ACTING_DIMS), "BCPolicy", f"dataset {dm.path}")
-        if stage == "fit":
-            stats = dm.statistics
-            self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
-            if not self.discrete:
-                self.action_low.copy_(stats["action_low"])
-                self.action_high.copy_(stats["action_high"])
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before BCPolicy was an OfflinePolicy have no state_norm (unused by BC): its defaults
+        self.fill_missing_units(checkpoint["state_dict"])
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [B, N, obs_dim] -> logits [B, N, n_actions] or actions [B, N, action_dim] in bounds."""
         out = self.net(self.obs_norm(obs))
         if self.discrete:
             return out
-        return from_unit_box(torch.tanh(out), self.action_low, self.action_high)
+        return self.unscale_actions(torch.tanh(out))
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,

@@ -9,7 +9,7 @@ evaluation.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,8 +21,6 @@ from logo.envs.base import EnvSpec, TimeStep
 from logo.errors import LogoError, check_fits
 from logo.metrics import reset_metrics
 
-CLASS_KEY = "logo_policy_class"
-
 
 class ActingPolicy:
     """Mixin for LightningModules that act: ``act(obs, avail_actions=None, state=None)`` and a recorded class.
@@ -31,8 +29,10 @@ class ActingPolicy:
     [B, state_dim] or None, and returns greedy actions [B, N] int64 or [B, N, action_dim] float.
     """
 
+    checkpoint_kind: ClassVar[str] = "policy"  # checkpoints record the class as ``logo_policy_class``
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        record_class(self, checkpoint, CLASS_KEY)
+        record_class(self, checkpoint)
 
     def on_fit_start(self) -> None:
         reset_metrics(self)  # metric states left by an earlier Trainer.validate are inference tensors
@@ -40,7 +40,7 @@ class ActingPolicy:
 
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> LightningModule:
     """Load the acting module saved in checkpoint ``path`` (in eval mode)."""
-    return load_recorded(path, CLASS_KEY, map_location).eval()
+    return load_recorded(path, ActingPolicy.checkpoint_kind, map_location).eval()
 
 
 class CheckpointPolicy:

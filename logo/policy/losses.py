@@ -43,6 +43,15 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> 
     return values.mean() if weights is None else (weights * values).sum() / weights.sum().clamp_min(1e-8)
 
 
+def td_target(rewards: torch.Tensor, terminals: torch.Tensor, next_value: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``r + gamma * (1 - terminal) * V(s')``, all [B]: the one TD target of MACQL (both kinds) and TD3.
+
+    Only a true termination stops the bootstrap: a truncated step (time limit, rollout horizon)
+    bootstraps from its next state. ``terminals`` may be bool or float; rewards already scaled.
+    """
+    return rewards + gamma * (1.0 - terminals.to(rewards.dtype)) * next_value
+
+
 @torch.no_grad()
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging ``target <- (1 - tau) * target + tau * source``."""

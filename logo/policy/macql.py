@@ -20,13 +20,12 @@ from torchmetrics import MeanMetric
 from logo.dims import Batch
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
-from logo.policy.losses import soft_update
+from logo.policy.losses import soft_update, td_target
 from logo.policy.macql_losses import (
     greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
-    td_target,
 )
 from logo.policy.offline import OfflinePolicy
 

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP
-from logo.policy.losses import soft_update, weighted_mean
+from logo.policy.losses import soft_update, td_target, weighted_mean
 from logo.policy.macql_losses import cql_continuous_penalty, tanh_gaussian_sample
 from logo.policy.offline import OfflinePolicy
 from logo.policy.td3 import TwinCritic
@@ -124,14 +124,15 @@ class ContinuousMACQL(OfflinePolicy):
         q1, q2 = critic(state.reshape(-1, state.shape[-1]), actions.reshape(-1, *actions.shape[-2:]))
         return q1.view(lead), q2.view(lead)
 
-    def td_target(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+    def soft_td_target(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+                       ) -> torch.Tensor:
         """Soft clipped double-Q target [B] from the target critic and the current actors at next_obs."""
         hp = self.hparams
         with torch.no_grad():
             next_actions, next_log_prob = self.sample(batch["next_obs"], generator=generator)  # [B, N, A], [B]
             next_q = torch.min(*self.q_values(self.critic_target, batch["next_state"], next_actions))
             soft_q = next_q - self.log_alpha.exp() * next_log_prob
-            return hp.reward_scale * batch["rewards"] + hp.gamma * (1.0 - batch["terminals"]) * soft_q
+            return td_target(hp.reward_scale * batch["rewards"], batch["terminals"], soft_q, hp.gamma)
 
     def critic_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-transition [B] ``td`` (squared TD errors, summed over both critics), ``cql`` (both critics'
@@ -139,7 +140,7 @@ class ContinuousMACQL(OfflinePolicy):
         k, n, a = self.hparams.cql_samples, self.n_agents, self.action_size
         state, obs, next_obs = batch["state"], batch["obs"], batch["next_obs"]
         b = len(state)
-        target = self.td_target(batch)
+        target = self.soft_td_target(batch)
         q1, q2 = self.q_values(self.critic, state, self.scale_actions(batch["actions"]))  # [B]
         td = (q1 - target).square() + (q2 - target).square()
         with torch.no_grad():
@@ -200,7 +201,7 @@ class ContinuousMACQL(OfflinePolicy):
         """Mean squared TD error of critic 1 and its mean Q at the dataset actions (target noise seeded by
         ``batch_idx``, so the numbers are comparable across evaluations)."""
         generator = torch.Generator(device=self.device).manual_seed(batch_idx)
-        target = self.td_target(batch, generator=generator)
+        target = self.soft_td_target(batch, generator=generator)
         q1, _ = self.q_values(self.critic, batch["state"], self.scale_actions(batch["actions"]))
         return (q1 - target).square().mean(), q1.mean()
 

@@ -1,4 +1,5 @@
-"""MACQL's pieces as plain functions: TD targets, legal greedy actions, and the conservative (CQL) terms.
+"""MACQL's pieces as plain functions: legal greedy actions and the conservative (CQL) terms (the TD target is
+:func:`logo.policy.losses.td_target`).
 
 Shapes: B transitions, N agents, A discrete actions, K sampled joint actions.
 """
@@ -11,12 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from logo.policy.losses import mask_logits
-
-
-def td_target(rewards: torch.Tensor, terminals: torch.Tensor, next_value: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``r + gamma * (1 - terminal) * V(s')``, all [B]. Only a true termination stops the bootstrap:
-    a truncated step (time limit, rollout horizon) bootstraps from its next state."""
-    return rewards + gamma * (1.0 - terminals.to(rewards.dtype)) * next_value
 
 
 def greedy_legal(q: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:

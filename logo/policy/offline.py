@@ -3,8 +3,8 @@
 A learner trained by ``logo fit`` on an :class:`~logo.data.OfflineMARLDataModule` receives
 batches with the keys of :func:`~logo.data.reader.gather_transitions` plus ``weights [B]`` and
 ``synthetic [B]`` (bool: the row came from world-model rollouts). Observation, state and action
-units are copied from the data module's statistics at ``setup`` into buffers, so checkpoints
-act on raw environment inputs.
+units are copied from the data module's statistics at ``setup`` into buffers
+(:class:`logo.nn.DataUnits`), so checkpoints act on raw environment inputs.
 
 Learners also implement ``rollout_act(obs, avail_actions=None, state=None, generator=None)``:
 the (exploring) policy the data module rolls out in the world model. The default is ``act``.
@@ -12,23 +12,27 @@ the (exploring) policy the data module rolls out in the world model. The default
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 
-from logo.dims import ACTING_DIMS, linked_dims
-from logo.errors import LogoError, check_fits
+from logo.dims import ACTING_DIMS
+from logo.errors import LogoError
 from logo.loggers import logs_this_step
-from logo.nn import Normalizer, from_unit_box, to_unit_box
+from logo.nn import DataUnits
 from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import weighted_mean
 
 POLICY_DIMS = (*ACTING_DIMS, "state_dim")  # what a learner with a centralised critic or mixer depends on
 
 
-class OfflinePolicy(ActingPolicy, LightningModule):
+class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
     """Base class of logo's offline learners (not used on its own).
+
+    Units (``obs_norm``, ``state_norm``, action bounds), ``setup`` and ``scale_actions`` /
+    ``unscale_actions`` come from :class:`logo.nn.DataUnits`; the dims checked against the data
+    module are ``checked_dims``.
 
     Args:
         n_agents: number of agents (linked from the data module).
@@ -38,15 +42,11 @@ class OfflinePolicy(ActingPolicy, LightningModule):
         action_size: number of discrete actions or continuous action dimension (linked).
     """
 
+    checked_dims: ClassVar[tuple[str, ...]] = POLICY_DIMS
+
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int):
-        super().__init__()
-        self.discrete = action_kind == "discrete"
-        self.n_agents, self.obs_dim, self.state_dim, self.action_size = n_agents, obs_dim, state_dim, action_size
-        self.obs_norm = Normalizer((n_agents, obs_dim))
-        self.state_norm = Normalizer((state_dim,))
-        self.register_buffer("action_low", -torch.ones(action_size))  # [action_dim] (continuous)
-        self.register_buffer("action_high", torch.ones(action_size))
+        super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
 
     def require(self, kind: Literal["discrete", "continuous"]) -> None:
         """Raise a clear error when the linked action kind is not the one this learner handles."""
@@ -54,27 +54,6 @@ class OfflinePolicy(ActingPolicy, LightningModule):
             other = "ContinuousMACQL" if kind == "discrete" else "DiscreteMACQL"
             raise LogoError(f"{type(self).__name__} needs {kind} actions; this dataset's actions are "
                             f"{'discrete' if self.discrete else 'continuous'} (use {other})")
-
-    def setup(self, stage: str) -> None:
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None or not getattr(dm, "statistics", None):
-            return
-        check_fits(self.hparams, linked_dims(dm, POLICY_DIMS), type(self).__name__, f"dataset {dm.path}")
-        if stage == "fit":
-            stats = dm.statistics
-            self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
-            self.state_norm.set_stats(stats["state_mean"], stats["state_std"])
-            if not self.discrete:
-                self.action_low.copy_(stats["action_low"])
-                self.action_high.copy_(stats["action_high"])
-
-    def scale_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Continuous actions in the dataset's bounds -> [-1, 1]."""
-        return to_unit_box(actions, self.action_low, self.action_high)
-
-    def unscale_actions(self, scaled: torch.Tensor) -> torch.Tensor:
-        """Continuous actions in [-1, 1] -> the dataset's bounds."""
-        return from_unit_box(scaled, self.action_low, self.action_high)
 
     def rollout_act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
                     state: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -26,21 +26,10 @@ from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, from_unit_box
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
-from logo.policy.losses import soft_update
+from logo.policy.losses import soft_update, td_target
 
 # ---------------------------------------------------------------------------------------------
 # Losses and target computation, kept apart from the module so they are tested alone.
-
-
-def td3_target(rewards: torch.Tensor, next_q1: torch.Tensor, next_q2: torch.Tensor, terminated: torch.Tensor,
-               gamma: float) -> torch.Tensor:
-    """Clipped double-Q target ``r + gamma * (1 - terminated) * min(Q1', Q2')``, all [B].
-
-    Only a true termination stops the bootstrap; a truncated step (time limit) is not terminal and
-    bootstraps from its next state like any other step.
-    """
-    not_done = 1.0 - terminated.to(rewards.dtype)
-    return rewards + gamma * not_done * torch.min(next_q1, next_q2)
 
 
 def smooth_target_actions(actions: torch.Tensor, noise_std: float, noise_clip: float, low: torch.Tensor,
@@ -198,8 +187,8 @@ class OnlineTD3(ActingPolicy, LightningModule):
         with torch.no_grad():
             next_actions = smooth_target_actions(self.actions_from(self.actor_target, next_state),
                                                  hp.policy_noise, hp.noise_clip, self.action_low, self.action_high)
-            target = td3_target(batch["rewards"], *self.critic_target(next_state, next_actions),
-                                batch["terminated"], hp.gamma)
+            next_q = torch.min(*self.critic_target(next_state, next_actions))  # clipped double Q
+            target = td_target(batch["rewards"], batch["terminated"], next_q, hp.gamma)
         q1, q2 = self.critic(state, batch["actions"])
         out = {"critic_loss": critic_loss(q1, q2, target), "q": q1.detach().mean()}
         if update_actor:

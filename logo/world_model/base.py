@@ -8,10 +8,12 @@ tensors:
 
 Units. Observations, state and reward are standardised with the training split's statistics
 (:func:`logo.data.statistics.compute_statistics`), copied into buffers at ``setup`` and so
-saved in every checkpoint. With ``predict_deltas`` the networks predict the standardised
-one-step change ``(x' - x - mean_delta) / std_delta``; :meth:`WorldModel.step` turns
-predictions back into raw environment units and (``clip_to_data``) clips them to the
-training data's bounding box, as MOMA-PPO does for its rollouts.
+saved in every checkpoint (:class:`logo.nn.DataUnits`, extended here by the reward and delta
+normalisers, the observation mask and the data's bounding box). With ``predict_deltas`` the
+networks predict the standardised one-step change ``(x' - x - mean_delta) / std_delta``;
+:meth:`WorldModel.step` turns predictions back into raw environment units and
+(``clip_to_data``) clips them to the training data's bounding box, as MOMA-PPO does for its
+rollouts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,14 +33,12 @@ from torchmetrics.utilities import dim_zero_cat
 
 from logo.checkpoint import load_recorded, record_class
 from logo.data.reader import gather_transitions
-from logo.dims import Batch, linked_dims
-from logo.errors import check_fits
+from logo.dims import Batch
 from logo.loggers import log_calibration, log_histogram, logs_this_step
 from logo.metrics import calibration_bins, reset_metrics
-from logo.nn import Normalizer, to_unit_box
+from logo.nn import DataUnits, Normalizer
 from logo.world_model.rollout import StepResult
 
-CLASS_KEY = "logo_world_model_class"
 # validation sets are small enough for Spearman's exact buffers
 warnings.filterwarnings("ignore", message=r".*SpearmanCorrcoef` will save all targets")
 
@@ -61,7 +61,7 @@ class Prediction:
     reward_std: torch.Tensor | None = None
 
 
-class WorldModel(LightningModule):
+class WorldModel(DataUnits, LightningModule):
     """Base class of logo's world models (see the module docstring); not used on its own.
 
     Args:
@@ -81,23 +81,19 @@ class WorldModel(LightningModule):
         open_loop_starts: start transitions used for the open-loop error (fixed, held-out).
     """
 
+    checkpoint_kind: ClassVar[str] = "world-model"  # checkpoints record the class as ``logo_world_model_class``
+
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  lr: float = 1e-3, weight_decay: float = 1e-5, nll_beta: float = 0.5, predict_deltas: bool = True,
                  clip_to_data: bool = True, sample_next: bool = False,
                  open_loop_steps: Sequence[int] = (1, 5, 15), open_loop_starts: int = 256):
-        super().__init__()
+        super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)  # obs/state units, action bounds
         self.save_hyperparameters()  # collects the subclass's arguments too (Lightning walks the __init__ frames)
-        self.discrete = action_kind == "discrete"
-        self.n_agents, self.obs_dim, self.state_dim, self.action_size = n_agents, obs_dim, state_dim, action_size
-        self.obs_norm = Normalizer((n_agents, obs_dim))
-        self.state_norm = Normalizer((state_dim,))
         self.reward_norm = Normalizer(())
         self.obs_delta_norm = Normalizer((n_agents, obs_dim))
         self.state_delta_norm = Normalizer((state_dim,))
         self.register_buffer("obs_mask", torch.ones(n_agents, obs_dim, dtype=torch.bool))
-        self.register_buffer("action_low", -torch.ones(action_size))
-        self.register_buffer("action_high", torch.ones(action_size))
         for key, shape in (("obs", (n_agents, obs_dim)), ("state", (state_dim,)), ("reward", ())):
             self.register_buffer(f"{key}_low", torch.full(shape, -torch.inf))
             self.register_buffer(f"{key}_high", torch.full(shape, torch.inf))
@@ -111,34 +107,27 @@ class WorldModel(LightningModule):
         self.val_spearman = SpearmanCorrCoef()
 
     # ----------------------------------------------------------------- data and units
-    def setup(self, stage: str) -> None:
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None or not getattr(dm, "statistics", None):
-            return
-        check_fits(self.hparams, linked_dims(dm), type(self).__name__, f"dataset {dm.path}")
-        if stage == "fit":
-            self.set_statistics(dm.statistics, torch.from_numpy(dm.dataset.arrays["obs_mask"]))
+    def units_from(self, datamodule: Any) -> None:
+        self.set_statistics(datamodule.statistics, torch.from_numpy(datamodule.dataset.arrays["obs_mask"]))
 
-    def set_statistics(self, stats: Batch, obs_mask: torch.Tensor) -> None:
-        """Copy normalisation statistics and bounds (see ``compute_statistics``) into the model's buffers."""
-        self.obs_norm.set_stats(stats["obs_mean"], stats["obs_std"])
-        self.state_norm.set_stats(stats["state_mean"], stats["state_std"])
+    def set_statistics(self, stats: Batch, obs_mask: torch.Tensor | None = None) -> None:
+        """Copy normalisation statistics and bounds (see ``compute_statistics``) and the dataset's ``obs_mask``
+        [N, obs_dim] (None: keep the current one) into the model's buffers."""
+        super().set_statistics(stats)
         self.reward_norm.set_stats(stats["reward_mean"], stats["reward_std"])
         self.obs_delta_norm.set_stats(stats["obs_delta_mean"], stats["obs_delta_std"])
         self.state_delta_norm.set_stats(stats["state_delta_mean"], stats["state_delta_std"])
-        self.obs_mask.copy_(obs_mask)
+        if obs_mask is not None:
+            self.obs_mask.copy_(obs_mask)
         for key in ("obs", "state", "reward"):
             getattr(self, f"{key}_low").copy_(stats[f"{key}_min"])
             getattr(self, f"{key}_high").copy_(stats[f"{key}_max"])
-        if not self.discrete:
-            self.action_low.copy_(stats["action_low"])
-            self.action_high.copy_(stats["action_high"])
 
     def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions [B, N] (int) or [B, N, A] -> [B, N, A] floats: one-hot, or scaled to [-1, 1]."""
         if self.discrete:
             return F.one_hot(actions.long(), self.action_size).float()
-        return to_unit_box(actions, self.action_low, self.action_high)
+        return self.scale_actions(actions)
 
     def normalise_inputs(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> Batch:
         """Raw obs/state/actions -> ``obs [B, N, O]`` (padded features 0), ``state [B, S]``, ``actions [B, N, A]``."""
@@ -313,7 +302,7 @@ class WorldModel(LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        record_class(self, checkpoint, CLASS_KEY)
+        record_class(self, checkpoint)
 
     def on_fit_start(self) -> None:
         reset_metrics(self)  # metric states left by an earlier Trainer.validate are inference tensors
@@ -341,7 +330,7 @@ def open_loop_starts(storage: Batch, indices: torch.Tensor, k: int, limit: int) 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
     """Load the world model saved in checkpoint ``path``, in eval mode with gradients off."""
-    model = load_recorded(path, CLASS_KEY, map_location)
+    model = load_recorded(path, WorldModel.checkpoint_kind, map_location)
     model.eval()
     model.requires_grad_(False)
     return model

@@ -45,7 +45,7 @@ def test_matching_dims_and_continuous_bounds():
 def test_cli_check_against_a_real_environment(tmp_path, capfd):
     pytest.importorskip("mpe2", reason="needs the 'mpe' extra")
     pytest.importorskip("jaxmarl", reason="needs the 'smax' extra")
-    from logo.envs.collect import collect
+    from logo.collect import collect
 
     data = tmp_path / "spread.zarr"
     collect(env="mpe", scenario="simple_spread_v3", behaviour="random", quality="random", out=str(data),

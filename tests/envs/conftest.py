@@ -12,7 +12,7 @@ import yaml
 def hopper_random(tmp_path_factory) -> Path:
     """30 random Hopper-3x1 episodes recorded by logo collect (read-only)."""
     pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
-    from logo.envs.collect import collect
+    from logo.collect import collect
 
     out = tmp_path_factory.mktemp("collect") / "hopper_random.zarr"
     collect(env="mamujoco", scenario="Hopper-3x1", behaviour="random", quality="random", out=str(out),

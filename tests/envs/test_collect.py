@@ -9,11 +9,11 @@ import yaml
 pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
 
 from logo.cli import main  # noqa: E402
+from logo.collect import collect  # noqa: E402
 from logo.data.merge import merge_datasets  # noqa: E402
 from logo.data.reader import OfflineDataset  # noqa: E402
 from logo.data.validate import validate_dataset  # noqa: E402
 from logo.envs import make_env  # noqa: E402
-from logo.envs.collect import collect  # noqa: E402
 from logo.errors import LogoError  # noqa: E402
 
 

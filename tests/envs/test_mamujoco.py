@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
 
+from logo.data.schema import DatasetSpec  # noqa: E402
 from logo.envs import make_env  # noqa: E402
 from logo.envs.base import MissingExtraError, MultiAgentEnv  # noqa: E402
 from logo.envs.policies import RandomPolicy  # noqa: E402
@@ -51,7 +52,7 @@ def test_spec_shapes_dtypes_and_padding(scenario):
         assert np.all(t.obs[:, ~spec.obs_mask] == 0), "padding must stay zero"
     assert np.isfinite(nxt.obs).all() and np.isfinite(nxt.state).all()
     # the dataset spec carries the scenario's layout
-    dspec = spec.dataset_spec("random")
+    dspec = DatasetSpec.from_env(spec, "random")
     assert (dspec.env_family, dspec.scenario, dspec.action_dim) == ("mamujoco", scenario, action_dim)
 
 

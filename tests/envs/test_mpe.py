@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from logo.data.schema import DatasetSpec
 from logo.envs import MultiAgentEnv, make_env
 from logo.envs import scripted_policy as registry_scripted_policy
 from logo.envs.base import MissingExtraError, TimeStep
@@ -125,7 +126,7 @@ def test_spec_fields(case):
         assert spec.action_low == (0.0,) * size and spec.action_high == (1.0,) * size
     # every controlled agent of these scenarios observes the same number of features: nothing padded
     assert spec.obs_mask.shape == (n, obs_dim) and spec.obs_mask.all()
-    ds = spec.dataset_spec(quality="expert")
+    ds = DatasetSpec.from_env(spec, quality="expert")
     assert ds.extra["env_notes"]["options"] == spec.notes["options"] and ds.extra["max_steps"] == 25
     env.close()
 

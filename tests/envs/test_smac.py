@@ -88,12 +88,13 @@ def test_timestep_fields(env2):
 
 
 def test_random_episodes_make_a_valid_dataset(env2, tmp_path):
+    from logo.data.schema import DatasetSpec
     from logo.data.validate import validate_dataset
     from logo.data.writer import DatasetWriter
 
     episodes = list(run_episodes(env2, RandomPolicy(env2.spec, seed=0), [0, 1, 2]))
     path = tmp_path / "smac_random.zarr"
-    with DatasetWriter(path, spec=env2.spec.dataset_spec(quality="random", behaviour="random")) as writer:
+    with DatasetWriter(path, spec=DatasetSpec.from_env(env2.spec, quality="random", behaviour="random")) as writer:
         for e in episodes:
             assert np.take_along_axis(e.avail_actions, e.actions[..., None], -1).all()
             assert 0 < e.length <= 60

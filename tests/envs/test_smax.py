@@ -108,6 +108,7 @@ def test_timestep_shapes_and_dtypes(env4):
 @needs_jaxmarl
 def test_episodes_are_valid_datasets(env4, tmp_path):
     """Random episodes take only legal actions and write a dataset that logo's validator accepts."""
+    from logo.data.schema import DatasetSpec
     from logo.data.validate import validate_dataset
     from logo.data.writer import DatasetWriter
 
@@ -119,7 +120,7 @@ def test_episodes_are_valid_datasets(env4, tmp_path):
         assert e.terminated and 0 < e.length <= 100  # random allies lose long before the time limit
         assert e.won is False
     path = tmp_path / "smax_random.zarr"
-    with DatasetWriter(path, spec=env4.spec.dataset_spec(quality="random", behaviour="random")) as writer:
+    with DatasetWriter(path, spec=DatasetSpec.from_env(env4.spec, quality="random", behaviour="random")) as writer:
         for e in episodes:
             writer.add_episode(**e.writer_kwargs())
     assert validate_dataset(path) == []

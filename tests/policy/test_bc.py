@@ -75,6 +75,33 @@ def test_model_refuses_a_dataset_of_other_dims(discrete_dataset):
         trainer.fit(model, dm)
 
 
+def test_checkpoint_of_the_old_format_without_state_norm_still_loads(tmp_path):
+    """BC checkpoints written before BCPolicy was an OfflinePolicy lack ``state_norm.*``: they load, with it at
+    its defaults."""
+    from lightning import __version__ as lightning_version
+
+    from logo.policy.checkpoint import load_policy
+
+    torch.manual_seed(0)
+    policy = BCPolicy(3, 4, 5, "continuous", 2, hidden_sizes=[8])
+    policy.obs_norm.set_stats(torch.randn(3, 4), torch.rand(3, 4) + 0.5)
+    policy.action_low.copy_(torch.tensor([-2.0, 0.0]))
+    policy.action_high.copy_(torch.tensor([2.0, 3.0]))
+    old = {k: v for k, v in policy.state_dict().items() if not k.startswith("state_norm.")}
+    assert set(old) == {"action_low", "action_high", "obs_norm.mean", "obs_norm.std",
+                        *(f"net.{k}" for k in policy.net.state_dict())}  # the keys of the old BCPolicy
+    path = tmp_path / "old_bc.ckpt"
+    torch.save({"state_dict": old, "hyper_parameters": dict(policy.hparams),
+                "pytorch-lightning_version": lightning_version, "logo_policy_class": "logo.policy.bc:BCPolicy"}, path)
+    obs = torch.randn(6, 3, 4)
+    for loaded in (BCPolicy.load_from_checkpoint(path), load_policy(path)):
+        for key, value in old.items():
+            torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(loaded.state_norm.mean, torch.zeros(5), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.state_norm.std, torch.ones(5), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.act(obs), policy.act(obs), rtol=0, atol=0)
+
+
 def test_validate_test_and_predict_from_a_checkpoint(discrete_dataset, tmp_path, capsys):
     _fit(discrete_dataset, tmp_path, "--trainer.max_epochs", "1", "--data.init_args.steps_per_epoch", "20")
     ckpt = str(next(tmp_path.rglob("last.ckpt")))

@@ -15,13 +15,13 @@ from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.nn import QMixer, VDNMixer
 from logo.policy.checkpoint import load_policy
+from logo.policy.losses import td_target
 from logo.policy.macql import DiscreteMACQL
 from logo.policy.macql_losses import (
     greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
-    td_target,
 )
 from logo.synthetic import ModelRollouts, SamplingOptions
 from logo.world_model import LogoWorldModel

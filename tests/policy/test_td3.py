@@ -18,8 +18,8 @@ from logo.envs import make_env
 from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
 from logo.policy.checkpoint import CheckpointPolicy, load_policy
-from logo.policy.losses import soft_update
-from logo.policy.td3 import OnlineTD3, actor_loss, smooth_target_actions, td3_target
+from logo.policy.losses import soft_update, td_target
+from logo.policy.td3 import OnlineTD3, actor_loss, smooth_target_actions
 from tests.conftest import ROOT
 
 pytest.importorskip("gymnasium_robotics")
@@ -94,7 +94,7 @@ def test_target_bootstraps_truncation_but_not_termination():
     rewards = torch.tensor([1.0, 1.0, 1.0])
     q1, q2 = torch.tensor([10.0, 10.0, 10.0]), torch.tensor([5.0, 20.0, 5.0])
     terminated = torch.tensor([False, True, False])  # step 3 is a truncation: not terminal
-    target = td3_target(rewards, q1, q2, terminated, gamma=0.9)
+    target = td_target(rewards, terminated, torch.min(q1, q2), gamma=0.9)  # TD3's clipped double-Q target
     torch.testing.assert_close(target, torch.tensor([1 + 0.9 * 5, 1.0, 1 + 0.9 * 5]))
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from logo import __version__
+from logo.data.schema import DatasetSpec
 from logo.data.writer import DatasetWriter
 from logo.envs import make_env, scripted_policy
 from logo.envs.base import MultiAgentEnv, Policy
@@ -118,8 +119,8 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
     n_steps, k, started = 0, 0, time.perf_counter()
     reference = reference_returns(spec.family, spec.scenario, env_options)
     # env_options and reference returns go into the spec's extra: evaluation rebuilds the env from them
-    dataset_spec = spec.dataset_spec(quality, description, "logo collect",
-                                     extra={"env_options": env_options, "reference_returns": reference})
+    dataset_spec = DatasetSpec.from_env(spec, quality, description, "logo collect",
+                                        extra={"env_options": env_options, "reference_returns": reference})
     writer = DatasetWriter(out, dataset_spec, overwrite=overwrite)
     with writer:
         writer.set_obs_mask(spec.obs_mask)
