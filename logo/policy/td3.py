@@ -24,7 +24,7 @@ from logo.dims import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
-from logo.nn import MLP, from_unit_box
+from logo.nn import MLP, TwinCritic, from_unit_box
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
 from logo.policy.losses import soft_update
 
@@ -66,20 +66,6 @@ def actor_loss(q1: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-class TwinCritic(nn.Module):
-    """Two independent Q networks on (state, joint action)."""
-
-    def __init__(self, state_dim: int, joint_action_dim: int, hidden_sizes: Sequence[int]):
-        super().__init__()
-        self.q1 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
-        self.q2 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
-
-    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state [B, state_dim], actions [B, N, action_dim] -> (q1 [B], q2 [B])."""
-        x = torch.cat([state, actions.flatten(1)], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
 
 class OnlineTD3(ActingPolicy, LightningModule):
