@@ -1,6 +1,5 @@
-"""Lightning callbacks: evaluation, dataset exports."""
+"""Lightning callbacks: evaluation."""
 
 from logo.callbacks.evaluation import EnvEvaluation
-from logo.callbacks.replay_export import ReplayExport
 
-__all__ = ["EnvEvaluation", "ReplayExport"]
+__all__ = ["EnvEvaluation"]

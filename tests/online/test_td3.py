@@ -17,9 +17,9 @@ from logo.data.validate import validate_dataset
 from logo.envs import make_env
 from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
+from logo.online.td3 import OnlineTD3, actor_loss, smooth_target_actions, td3_target
 from logo.policy.checkpoint import CheckpointPolicy, load_policy
 from logo.policy.losses import soft_update
-from logo.policy.td3 import OnlineTD3, actor_loss, smooth_target_actions, td3_target
 from tests.conftest import ROOT
 
 pytest.importorskip("gymnasium_robotics")

@@ -3,7 +3,7 @@
 One centralised actor maps the global state to every agent's action; twin critics score
 (state, joint action). It is a data-collection tool, not an offline MARL method: checkpoints at
 increasing ``eval/return`` give the ``medium`` and ``expert`` behaviour policies, and the replay
-buffer up to the medium checkpoint gives ``medium-replay`` (``logo.callbacks.ReplayExport``).
+buffer up to the medium checkpoint gives ``medium-replay`` (``logo.online.ReplayExport``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from logo.data.online import OnlineEnvDataModule
 from logo.dims import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, TwinCritic, from_unit_box
+from logo.online.datamodule import OnlineEnvDataModule
 from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
 from logo.policy.losses import soft_update
 
