@@ -227,7 +227,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                    params=sum(p.numel() for p in cli.model.parameters()),
                    metrics={k: float(v) for k, v in metrics.items()})
     else:
-        from logo.policy.checkpoint import CheckpointPolicy
+        from logo.envs.policies import ModulePolicy
 
         method = next(m for m in matrix["methods"] if m["name"] == unit.method)
         configs = [scenario["policy"] if c == "{policy}" else c for c in method["configs"]]
@@ -250,7 +250,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         fit_seconds = time.perf_counter() - started
         train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
         module = cli.model.cpu().eval()
-        result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: CheckpointPolicy(module, env_spec))
+        result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: ModulePolicy(module, env_spec))
         out.update(method=unit.method, world_model=world_model, ablation=unit.ablation, configs=configs,
                    overrides=overrides, model_class=type(module).__name__, updates=cli.trainer.global_step,
                    fit_seconds=fit_seconds, metrics=_scores(result.returns, result.wins, reference),

@@ -180,8 +180,7 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
     from logo.data.reader import OfflineDataset
     from logo.envs import make_env
     from logo.envs.evaluate import dataset_env_target, evaluate_policy, normalized_score
-    from logo.envs.policies import RandomPolicy
-    from logo.policy.checkpoint import CheckpointPolicy
+    from logo.envs.policies import ModulePolicy, RandomPolicy
 
     data = OfflineDataset.load(dataset)
     family, scenario, options, reference = dataset_env_target(data.spec)
@@ -206,7 +205,7 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
             f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
         for name, (module, updates) in policies.items():
             module = module.cpu().eval()
-            result = evaluate_policy(env, CheckpointPolicy(module, env.spec), episodes, first_seed)
+            result = evaluate_policy(env, ModulePolicy(module, env.spec), episodes, first_seed)
             row(name, result.returns, result.wins, updates, "final weights, evaluated")
     finally:
         env.close()

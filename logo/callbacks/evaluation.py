@@ -9,6 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import EvaluationResult, dataset_env_target, evaluate_policy
+from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError
 
 
@@ -68,12 +69,10 @@ class EnvEvaluation(Callback):
 
     def evaluate(self, pl_module: LightningModule) -> EvaluationResult:
         """One evaluation of ``pl_module`` (anything with logo's ``act``), restoring its train/eval mode."""
-        from logo.policy.checkpoint import CheckpointPolicy
-
         was_training = pl_module.training
         pl_module.eval()
         try:
-            policy = CheckpointPolicy(pl_module, self._env.spec)
+            policy = ModulePolicy(pl_module, self._env.spec)
             self.last_result = evaluate_policy(self._env, policy, self.episodes, self.seed, self.reference)
         finally:
             pl_module.train(was_training)

@@ -22,10 +22,11 @@ from torch import nn
 from logo.dims import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
+from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, TwinCritic, from_unit_box
 from logo.online.datamodule import OnlineEnvDataModule
-from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
+from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import soft_update
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
         started = time.perf_counter()
         if self._eval_env is None:
             self._eval_env = dm.make_env(num_envs=hp.eval_episodes)
-        result = evaluate_policy(self._eval_env, CheckpointPolicy(self, self._eval_env.spec), hp.eval_episodes,
+        result = evaluate_policy(self._eval_env, ModulePolicy(self, self._eval_env.spec), hp.eval_episodes,
                                  seed=hp.eval_seed)
         returns = result.returns
         mean = float(returns.mean())
