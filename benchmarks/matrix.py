@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from logo import provenance  # git revision, machine and atomic writes of every result file
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MATRIX = ROOT / "benchmarks" / "matrix.yaml"
 BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
@@ -46,7 +48,6 @@ def _sibling(name: str):
     return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
 
 
-provenance = _sibling("provenance")  # git revision, machine and atomic writes of every result file
 
 
 # ----------------------------------------------------------------------------------------------- the matrix

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from logo import __version__
 from logo.errors import LogoError
+from logo.provenance import PACKAGE, git, write_json
 
 
 @dataclass
@@ -144,11 +144,12 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
         "world_model_checkpoint": wm_checkpoint, "evaluation": {"episodes": eval_episodes, "first_seed": eval_seed},
         "seed": seed, "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1), "logo_version": __version__,
-        "git_revision": _git_revision(), "torch": torch.__version__, "machine": platform.platform(),
+        "git_revision": git("rev-parse", "--short", "HEAD", cwd=PACKAGE), "torch": torch.__version__,
+        "machine": platform.platform(),
         "world_model_stage": world_model.__dict__, "methods": [
             {"name": m.name, "uses_world_model": m.uses_world_model, **m.stage.__dict__} for m in methods]}
     path = run_dir / "results.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
+    write_json(path, results)
     print(format_table(rows, results["total_seconds"]), flush=True)
     print(path, flush=True)
     return path
@@ -236,14 +237,6 @@ def format_table(rows: list[dict[str, Any]], total_seconds: float) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-
-
-def _git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def build_parser() -> ArgumentParser:
