@@ -157,16 +157,12 @@ def _fit(configs: list[str], overrides: dict[str, Any], run_dir: Path, dataset: 
 def _evaluate(spec, matrix: dict[str, Any], make_policy) -> tuple[Any, dict[str, float] | None]:
     """``make_policy(env_spec)`` played on the matrix's evaluation seeds in the environment of the dataset whose
     ``DatasetSpec`` is ``spec``; returns the result and the dataset's reference returns."""
-    from logo.envs import make_env
-    from logo.envs.evaluate import dataset_env_target, evaluate_policy
+    from logo.envs.evaluate import evaluate_in_dataset_env
 
-    family, name, options, reference = dataset_env_target(spec)
-    episodes = matrix["evaluation"]["episodes"]
-    env = make_env(family, name, num_envs=min(matrix["evaluation"]["num_envs"], episodes), **options)
-    try:
-        return evaluate_policy(env, make_policy(env.spec), episodes, matrix["evaluation"]["first_seed"]), reference
-    finally:
-        env.close()
+    evaluation = matrix["evaluation"]
+    (result,), reference = evaluate_in_dataset_env(spec, [make_policy], evaluation["episodes"],
+                                                   evaluation["first_seed"], evaluation["num_envs"])
+    return result, reference
 
 
 def _scores(returns, wins, reference: dict[str, float] | None) -> dict[str, Any]:

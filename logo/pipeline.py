@@ -179,13 +179,14 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
                   num_envs: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
     """One row per method: random and behaviour references, then every trained policy, same env seeds."""
     from logo.data.reader import OfflineDataset
-    from logo.envs import make_env
-    from logo.envs.evaluate import dataset_env_target, evaluate_policy, normalized_score
+    from logo.envs.evaluate import evaluate_in_dataset_env, normalized_score
     from logo.envs.policies import ModulePolicy, RandomPolicy
 
     data = OfflineDataset.load(dataset)
-    family, scenario, options, reference = dataset_env_target(data.spec)
-    env = make_env(family, scenario, num_envs=min(num_envs, episodes), **options)
+    makers = [lambda env_spec: RandomPolicy(env_spec, seed)]  # then the trained policies, final weights on CPU
+    makers += [lambda env_spec, module=module: ModulePolicy(module.cpu().eval(), env_spec)
+               for module, _ in policies.values()]
+    (random, *trained), reference = evaluate_in_dataset_env(data.spec, makers, episodes, first_seed, num_envs)
     rows = []
 
     def row(method: str, returns: np.ndarray, wins: np.ndarray | None, updates: int | None, source: str) -> None:
@@ -198,18 +199,11 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
                                                          reference["expert"])
         rows.append(entry)
 
-    try:
-        result = evaluate_policy(env, RandomPolicy(env.spec, seed), episodes, first_seed)
-        row("random", result.returns, result.wins, None, "uniform random legal actions, evaluated")
-        returns = data.episode_returns()
-        row("behaviour", returns, None, None,
-            f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
-        for name, (module, updates) in policies.items():
-            module = module.cpu().eval()
-            result = evaluate_policy(env, ModulePolicy(module, env.spec), episodes, first_seed)
-            row(name, result.returns, result.wins, updates, "final weights, evaluated")
-    finally:
-        env.close()
+    row("random", random.returns, random.wins, None, "uniform random legal actions, evaluated")
+    returns = data.episode_returns()
+    row("behaviour", returns, None, None, f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
+    for (name, (_, updates)), result in zip(policies.items(), trained):
+        row(name, result.returns, result.wins, updates, "final weights, evaluated")
     return rows, reference
 
 

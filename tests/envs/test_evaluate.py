@@ -12,7 +12,13 @@ pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
 from logo.callbacks import EnvEvaluation  # noqa: E402
 from logo.cli import main  # noqa: E402
 from logo.envs import make_env  # noqa: E402
-from logo.envs.evaluate import evaluate_policy, normalized_score  # noqa: E402
+from logo.envs.evaluate import (  # noqa: E402
+    dataset_env_target,
+    evaluate_in_dataset_env,
+    evaluate_policy,
+    make_dataset_env,
+    normalized_score,
+)
 from logo.envs.policies import ModulePolicy, RandomPolicy  # noqa: E402
 from logo.errors import LogoError  # noqa: E402
 from logo.policy.checkpoint import load_policy  # noqa: E402
@@ -54,6 +60,23 @@ def test_same_seeds_same_numbers_for_any_batching(hopper_bc_checkpoint):
     assert metrics["normalized_score"] == pytest.approx(metrics["return_mean"])
     assert metrics["return_min"] <= metrics["return_mean"] <= metrics["return_max"]
     assert "win_rate" not in metrics and metrics["episodes"] == 4
+
+
+def test_evaluation_in_the_dataset_env_is_the_same_as_by_hand(hopper_random):
+    from logo.data.validate import open_dataset
+
+    _, spec = open_dataset(hopper_random)
+    results, reference = evaluate_in_dataset_env(spec, [RandomPolicy, lambda s: RandomPolicy(s, 9)], episodes=3,
+                                                 seed=5, num_envs=8)  # 3 copies: no more than episodes
+    env = make_env("mamujoco", "Hopper-3x1", num_envs=3)
+    by_hand = evaluate_policy(env, RandomPolicy(env.spec), episodes=3, seed=5)
+    for result in results:
+        assert result.seeds == [5, 6, 7] and result.reference is None
+        np.testing.assert_array_equal(result.returns, by_hand.returns)
+    assert reference == dataset_env_target(spec)[3]
+    env, none = make_dataset_env(None, num_envs=2, family="mamujoco", scenario="Hopper-3x1")
+    assert env.num_envs == 2 and none is None  # both named: the spec is not read
+    env.close()
 
 
 def test_callback_during_fit_and_test_and_logo_evaluate(tmp_path, hopper_random, capsys):
