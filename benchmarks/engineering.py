@@ -49,6 +49,8 @@ from typing import Any
 
 import torch
 
+from logo import provenance  # git revision, machine and atomic writes of every result file
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MPE = "data/mpe/simple_spread_v3/medium.zarr"
@@ -74,7 +76,6 @@ def _sibling(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
 
 
-provenance = _sibling("provenance")  # git revision, machine and atomic writes of every result file
 
 
 def _sync(device: torch.device) -> None:

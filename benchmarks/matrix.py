@@ -36,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from logo import provenance  # git revision, machine and atomic writes of every result file
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MATRIX = ROOT / "benchmarks" / "matrix.yaml"
 BEGIN, END = "<!-- matrix:begin -->", "<!-- matrix:end -->"
@@ -46,7 +48,6 @@ def _sibling(name: str):
     return importlib.import_module(f"{__package__}.{name}" if __package__ else name)
 
 
-provenance = _sibling("provenance")  # git revision, machine and atomic writes of every result file
 
 
 # ----------------------------------------------------------------------------------------------- the matrix
@@ -156,16 +157,12 @@ def _fit(configs: list[str], overrides: dict[str, Any], run_dir: Path, dataset: 
 def _evaluate(spec, matrix: dict[str, Any], make_policy) -> tuple[Any, dict[str, float] | None]:
     """``make_policy(env_spec)`` played on the matrix's evaluation seeds in the environment of the dataset whose
     ``DatasetSpec`` is ``spec``; returns the result and the dataset's reference returns."""
-    from logo.envs import make_env
-    from logo.envs.evaluate import dataset_env_target, evaluate_policy
+    from logo.envs.evaluate import evaluate_in_dataset_env
 
-    family, name, options, reference = dataset_env_target(spec)
-    episodes = matrix["evaluation"]["episodes"]
-    env = make_env(family, name, num_envs=min(matrix["evaluation"]["num_envs"], episodes), **options)
-    try:
-        return evaluate_policy(env, make_policy(env.spec), episodes, matrix["evaluation"]["first_seed"]), reference
-    finally:
-        env.close()
+    evaluation = matrix["evaluation"]
+    (result,), reference = evaluate_in_dataset_env(spec, [make_policy], evaluation["episodes"],
+                                                   evaluation["first_seed"], evaluation["num_envs"])
+    return result, reference
 
 
 def _scores(returns, wins, reference: dict[str, float] | None) -> dict[str, Any]:
@@ -227,7 +224,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
                    params=sum(p.numel() for p in cli.model.parameters()),
                    metrics={k: float(v) for k, v in metrics.items()})
     else:
-        from logo.policy.checkpoint import CheckpointPolicy
+        from logo.envs.policies import ModulePolicy
 
         method = next(m for m in matrix["methods"] if m["name"] == unit.method)
         configs = [scenario["policy"] if c == "{policy}" else c for c in method["configs"]]
@@ -250,7 +247,7 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         fit_seconds = time.perf_counter() - started
         train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
         module = cli.model.cpu().eval()
-        result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: CheckpointPolicy(module, env_spec))
+        result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: ModulePolicy(module, env_spec))
         out.update(method=unit.method, world_model=world_model, ablation=unit.ablation, configs=configs,
                    overrides=overrides, model_class=type(module).__name__, updates=cli.trainer.global_step,
                    fit_seconds=fit_seconds, metrics=_scores(result.returns, result.wins, reference),

@@ -17,15 +17,14 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from logo import __version__
-from logo.callbacks import EnvEvaluation, ReplayExport, RolloutRounds  # noqa: F401
+from logo.callbacks import EnvEvaluation, RolloutRounds  # noqa: F401
 from logo.checkpoint import KINDS, read_checkpoint
 from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in YAML)
-from logo.data.online import OnlineEnvDataModule  # noqa: F401
 from logo.dims import LINKED_DIMS
 from logo.errors import LogoError, check_fits
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
+from logo.online import OnlineEnvDataModule, OnlineTD3, ReplayExport  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
-from logo.policy.td3 import OnlineTD3  # noqa: F401
 from logo.synthetic import ModelRollouts  # noqa: F401
 from logo.trainer import LogoTrainer
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel  # noqa: F401

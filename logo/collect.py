@@ -23,7 +23,7 @@ from logo.data.schema import DatasetSpec
 from logo.data.writer import DatasetWriter
 from logo.envs import make_env, scripted_policy
 from logo.envs.base import MultiAgentEnv, Policy
-from logo.envs.policies import EpsilonPolicy, RandomPolicy
+from logo.envs.policies import EpsilonPolicy, ModulePolicy, RandomPolicy
 from logo.envs.references import reference_returns
 from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
@@ -48,9 +48,9 @@ def behaviour_policy(env: MultiAgentEnv, behaviour: str, seed: int, checkpoint: 
     if behaviour == "checkpoint":
         if not checkpoint:
             raise LogoError("checkpoint: --behaviour checkpoint needs --checkpoint PATH to a logo policy checkpoint")
-        from logo.policy.checkpoint import CheckpointPolicy, load_policy  # torch/lightning only when needed
+        from logo.policy.checkpoint import load_policy  # torch/lightning only when needed
 
-        return CheckpointPolicy(load_policy(checkpoint), env.spec)
+        return ModulePolicy(load_policy(checkpoint), env.spec)
     raise LogoError(f"behaviour: expected one of random, scripted, checkpoint; got {behaviour!r}")
 
 

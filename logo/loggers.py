@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import netrc
 import os
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
-import logo
+from logo.provenance import code_version
 
 
 def wandb_api_key_set() -> bool:
@@ -128,26 +127,6 @@ def keep_earlier_metrics(log_dir: Path) -> Path | None:
 
 
 # ---------------------------------------------------------------- the run's record
-def code_version() -> dict[str, Any]:
-    """logo's version and, in a git checkout of logo, its commit and whether tracked files differ from it
-    (None where git or the checkout is missing)."""
-    out: dict[str, Any] = {"logo": logo.__version__, "git_commit": None, "git_dirty": None}
-    package = Path(logo.__file__).resolve().parent
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True, check=True,
-                              timeout=10).stdout.strip()
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != package.parent:  # logo is not this repo
-            return out
-        out["git_commit"] = git("rev-parse", "HEAD")
-        out["git_dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
-
-
 def dataset_attributes(datamodule: Any) -> dict[str, Any] | None:
     """The dataset's path and group attributes (spec, counts, returns, provenance), or None without a dataset."""
     path = getattr(datamodule, "path", None)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from logo import __version__
 from logo.errors import LogoError
+from logo.provenance import PACKAGE, git, write_json
 
 
 @dataclass
@@ -144,11 +144,12 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
         "world_model_checkpoint": wm_checkpoint, "evaluation": {"episodes": eval_episodes, "first_seed": eval_seed},
         "seed": seed, "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1), "logo_version": __version__,
-        "git_revision": _git_revision(), "torch": torch.__version__, "machine": platform.platform(),
+        "git_revision": git("rev-parse", "--short", "HEAD", cwd=PACKAGE), "torch": torch.__version__,
+        "machine": platform.platform(),
         "world_model_stage": world_model.__dict__, "methods": [
             {"name": m.name, "uses_world_model": m.uses_world_model, **m.stage.__dict__} for m in methods]}
     path = run_dir / "results.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
+    write_json(path, results)
     print(format_table(rows, results["total_seconds"]), flush=True)
     print(path, flush=True)
     return path
@@ -178,14 +179,14 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
                   num_envs: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
     """One row per method: random and behaviour references, then every trained policy, same env seeds."""
     from logo.data.reader import OfflineDataset
-    from logo.envs import make_env
-    from logo.envs.evaluate import dataset_env_target, evaluate_policy, normalized_score
-    from logo.envs.policies import RandomPolicy
-    from logo.policy.checkpoint import CheckpointPolicy
+    from logo.envs.evaluate import evaluate_in_dataset_env, normalized_score
+    from logo.envs.policies import ModulePolicy, RandomPolicy
 
     data = OfflineDataset.load(dataset)
-    family, scenario, options, reference = dataset_env_target(data.spec)
-    env = make_env(family, scenario, num_envs=min(num_envs, episodes), **options)
+    makers = [lambda env_spec: RandomPolicy(env_spec, seed)]  # then the trained policies, final weights on CPU
+    makers += [lambda env_spec, module=module: ModulePolicy(module.cpu().eval(), env_spec)
+               for module, _ in policies.values()]
+    (random, *trained), reference = evaluate_in_dataset_env(data.spec, makers, episodes, first_seed, num_envs)
     rows = []
 
     def row(method: str, returns: np.ndarray, wins: np.ndarray | None, updates: int | None, source: str) -> None:
@@ -198,18 +199,11 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
                                                          reference["expert"])
         rows.append(entry)
 
-    try:
-        result = evaluate_policy(env, RandomPolicy(env.spec, seed), episodes, first_seed)
-        row("random", result.returns, result.wins, None, "uniform random legal actions, evaluated")
-        returns = data.episode_returns()
-        row("behaviour", returns, None, None,
-            f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
-        for name, (module, updates) in policies.items():
-            module = module.cpu().eval()
-            result = evaluate_policy(env, CheckpointPolicy(module, env.spec), episodes, first_seed)
-            row(name, result.returns, result.wins, updates, "final weights, evaluated")
-    finally:
-        env.close()
+    row("random", random.returns, random.wins, None, "uniform random legal actions, evaluated")
+    returns = data.episode_returns()
+    row("behaviour", returns, None, None, f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
+    for (name, (_, updates)), result in zip(policies.items(), trained):
+        row(name, result.returns, result.wins, updates, "final weights, evaluated")
     return rows, reference
 
 
@@ -237,14 +231,6 @@ def format_table(rows: list[dict[str, Any]], total_seconds: float) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-
-
-def _git_revision() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def build_parser() -> ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks.engineering import tables
-from benchmarks.provenance import write_json
+from logo.provenance import write_json
 
 MACHINE = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "gpu": None, "torch": "2.x", "platform": "Linux"}
 

@@ -19,8 +19,9 @@ import torch
 
 from logo import __version__
 from logo.cli import main
-from logo.loggers import LogoWandbLogger, code_version, log_calibration, log_histogram
+from logo.loggers import LogoWandbLogger, log_calibration, log_histogram
 from logo.metrics import calibration_bins
+from logo.provenance import code_version
 from tests.conftest import ROOT
 
 wandb = pytest.importorskip("wandb")

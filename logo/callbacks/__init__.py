@@ -1,7 +1,6 @@
-"""Lightning callbacks: evaluation, synthetic rollout rounds, dataset exports."""
+"""Lightning callbacks: evaluation, synthetic rollout rounds."""
 
 from logo.callbacks.evaluation import EnvEvaluation
-from logo.callbacks.replay_export import ReplayExport
 from logo.callbacks.rollout_rounds import RolloutRounds
 
-__all__ = ["EnvEvaluation", "ReplayExport", "RolloutRounds"]
+__all__ = ["EnvEvaluation", "RolloutRounds"]

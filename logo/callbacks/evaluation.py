@@ -6,9 +6,9 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv
-from logo.envs.evaluate import EvaluationResult, dataset_env_target, evaluate_policy
+from logo.envs.evaluate import EvaluationResult, evaluate_policy, make_dataset_env
+from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError
 
 
@@ -56,24 +56,17 @@ class EnvEvaluation(Callback):
         """Make the environment, filling what the arguments leave open from a dataset's spec."""
         if self._env is not None:
             return
-        family, scenario, options, reference = self.env, self.scenario, self.env_options, None
-        if family is None or scenario is None:
-            if spec is None:
-                raise LogoError("EnvEvaluation: give env and scenario, or use a data module with a dataset spec")
-            family_d, scenario_d, options_d, reference = dataset_env_target(spec)
-            family, scenario = family or family_d, scenario or scenario_d
-            options = options_d if options is None else options
+        if (self.env is None or self.scenario is None) and spec is None:
+            raise LogoError("EnvEvaluation: give env and scenario, or use a data module with a dataset spec")
+        self._env, reference = make_dataset_env(spec, self.num_envs, self.env, self.scenario, self.env_options)
         self.reference = self.reference or reference
-        self._env = make_env(family, scenario, num_envs=self.num_envs, **(options or {}))
 
     def evaluate(self, pl_module: LightningModule) -> EvaluationResult:
         """One evaluation of ``pl_module`` (anything with logo's ``act``), restoring its train/eval mode."""
-        from logo.policy.checkpoint import CheckpointPolicy
-
         was_training = pl_module.training
         pl_module.eval()
         try:
-            policy = CheckpointPolicy(pl_module, self._env.spec)
+            policy = ModulePolicy(pl_module, self._env.spec)
             self.last_result = evaluate_policy(self._env, policy, self.episodes, self.seed, self.reference)
         finally:
             pl_module.train(was_training)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from logo.envs.base import MultiAgentEnv, Policy
+from logo.envs import make_env
+from logo.envs.base import EnvSpec, MultiAgentEnv, Policy
 from logo.envs.rollout import run_episodes
 from logo.errors import LogoError
 
@@ -83,3 +86,47 @@ def dataset_env_target(spec) -> tuple[str, str, dict, dict[str, float] | None]:
     options = dict(spec.extra.get("env_options") or {})
     reference = spec.extra.get("reference_returns") or reference_returns(spec.env_family, spec.scenario, options)
     return spec.env_family, spec.scenario, options, reference
+
+
+def make_dataset_env(spec: Any, num_envs: int = 1, family: str | None = None, scenario: str | None = None,
+                     env_options: dict[str, Any] | None = None) -> tuple[MultiAgentEnv, dict[str, float] | None]:
+    """The environment a dataset was recorded in, with ``num_envs`` copies, and its reference returns.
+
+    ``spec`` is the dataset's ``DatasetSpec`` (see :func:`dataset_env_target`). ``family``, ``scenario`` and
+    ``env_options`` replace the dataset's; with both ``family`` and ``scenario`` given the spec is not read
+    (it may be None) and the reference returns are None.
+    """
+    reference = None
+    if family is None or scenario is None:
+        family_d, scenario_d, options_d, reference = dataset_env_target(spec)
+        family, scenario = family or family_d, scenario or scenario_d
+        env_options = options_d if env_options is None else env_options
+    return make_env(family, scenario, num_envs=num_envs, **(env_options or {})), reference
+
+
+def evaluate_in_dataset_env(spec: Any, policies: Sequence[Callable[[EnvSpec], Policy]], episodes: int,
+                            seed: int = 0, num_envs: int = 1
+                            ) -> tuple[list[EvaluationResult], dict[str, float] | None]:
+    """Play each policy in the environment a dataset was recorded in, on the same seeds; closes the env after.
+
+    One environment of ``min(num_envs, episodes)`` copies (made by :func:`make_dataset_env`) plays every
+    policy, in order, for ``episodes`` episodes on seeds ``seed..seed+episodes-1`` (:func:`evaluate_policy`).
+
+    Args:
+        spec: the dataset's ``DatasetSpec``.
+        policies: one factory per policy, called with the environment's ``EnvSpec`` just before it plays.
+        episodes: evaluation episodes per policy.
+        seed: first evaluation seed.
+        num_envs: environment copies stepped together (at most ``episodes``).
+
+    Returns:
+        The results, one per policy, and the dataset's reference returns (None where unknown).
+
+    Example:
+        >>> (random,), reference = evaluate_in_dataset_env(spec, [RandomPolicy], episodes=8)  # doctest: +SKIP
+    """
+    env, reference = make_dataset_env(spec, num_envs=min(num_envs, episodes))
+    try:
+        return [evaluate_policy(env, make_policy(env.spec), episodes, seed) for make_policy in policies], reference
+    finally:
+        env.close()

@@ -1,10 +1,20 @@
-"""Environment-agnostic behaviour policies: uniform random and epsilon-noisy wrappers."""
+"""Environment-agnostic policies: uniform random, epsilon-noisy wrappers, and a live logo policy module acting.
+
+torch is imported only by ``ModulePolicy``'s methods, so collecting with the other policies never loads it.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from logo.dims import ACTING_DIMS, linked_dims
 from logo.envs.base import EnvSpec, Policy, TimeStep
+from logo.errors import LogoError, check_fits
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def random_actions(spec: EnvSpec, ts: TimeStep, rng: np.random.Generator) -> np.ndarray:
@@ -76,3 +86,37 @@ class EpsilonPolicy:
         if not self.spec.discrete:
             swap = swap[..., None]
         return np.where(swap, noisy, actions)
+
+
+class ModulePolicy:
+    """A live logo policy module acting greedily in a ``logo.envs`` environment.
+
+    Args:
+        module: a module with ``act(obs, avail_actions=None, state=None)`` on torch tensors (see
+            ``logo.policy.checkpoint.ActingPolicy``), e.g. one being trained or one loaded from a checkpoint.
+        spec: the environment's spec; the module's dims must match it.
+    """
+
+    def __init__(self, module: nn.Module, spec: EnvSpec):
+        if not callable(getattr(module, "act", None)):
+            raise LogoError(f"{type(module).__name__} is not a policy (it has no act()); pass the checkpoint of a "
+                            "policy (BCPolicy, DiscreteMACQL, ContinuousMACQL, OnlineTD3)")
+        check_fits(getattr(module, "hparams", {}), linked_dims(spec, ACTING_DIMS), f"policy {type(module).__name__}",
+                   f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"),
+                   hint="evaluate it in the environment of the dataset it was trained on (`logo data check` "
+                        "compares a dataset with an environment)")
+        self.module, self.spec = module, spec
+
+    def seed(self, seed: int) -> None:
+        """Greedy policies have no randomness."""
+
+    def act(self, ts: TimeStep) -> np.ndarray:
+        import torch
+
+        device = self.module.device
+        obs = torch.as_tensor(ts.obs, device=device)
+        avail = None if ts.avail_actions is None else torch.as_tensor(ts.avail_actions, device=device)
+        state = torch.as_tensor(ts.state, device=device)
+        with torch.no_grad():
+            actions = self.module.act(obs, avail_actions=avail, state=state)
+        return actions.cpu().numpy().astype(np.int64 if self.spec.discrete else np.float32)

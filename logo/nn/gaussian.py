@@ -1,6 +1,8 @@
-"""Diagonal Gaussian output heads with learned soft bounds on the log standard deviation."""
+"""Diagonal Gaussian output heads with learned soft bounds on the log standard deviation, and tanh-Gaussian sampling."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -33,3 +35,28 @@ class LogStdBounds(nn.Module):
     def penalty(self) -> torch.Tensor:
         """sum(max - min): the small regulariser PETS adds so the learned bounds stay tight."""
         return (self.max_log_std - self.min_log_std).sum()
+
+
+def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None = None,
+                         deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reparameterised sample of ``tanh(u)``, ``u ~ Normal(mean, exp(log_std))`` per agent and action dim.
+
+    Args:
+        mean: [..., N, A] (typically [B, N, A]).
+        log_std: [..., N, A].
+        generator: draws the noise, for reproducible rollouts; the global RNG when None.
+        deterministic: return ``tanh(mean)`` (the mode of u) and its log density instead of a sample.
+
+    Returns:
+        The action [..., N, A] in (-1, 1) and its log-probability [...], summed over agents and action
+        dims, with the change of variables ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``
+        (stable for large ``|u|``).
+    """
+    if deterministic:
+        noise = torch.zeros_like(mean)
+    else:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    u = mean + log_std.exp() * noise
+    log_normal = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)  # [..., N, A]
+    log_det = 2 * (math.log(2.0) - u - F.softplus(-2 * u))
+    return torch.tanh(u), (log_normal - log_det).sum((-2, -1))

@@ -12,11 +12,10 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from logo.loggers import logs_this_step
-from logo.nn import AgentSharedMLP
+from logo.nn import AgentSharedMLP, TwinCritic, tanh_gaussian_sample
 from logo.policy.losses import soft_update, td_target, weighted_mean
-from logo.policy.macql_losses import cql_continuous_penalty, tanh_gaussian_sample
+from logo.policy.macql_losses import cql_continuous_penalty
 from logo.policy.offline import OfflinePolicy
-from logo.policy.td3 import TwinCritic
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from logo.policy.losses import mask_logits
 
@@ -95,28 +94,3 @@ def cql_continuous_penalty(q_random: torch.Tensor, q_policy: torch.Tensor, q_dat
     """
     scores = torch.cat([q_random - log_density_random, q_policy - log_prob_policy], dim=1)  # [B, K1 + K2]
     return torch.logsumexp(scores, dim=1) - math.log(scores.shape[1]) - q_data
-
-
-def tanh_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor, generator: torch.Generator | None = None,
-                         deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reparameterised sample of ``tanh(u)``, ``u ~ Normal(mean, exp(log_std))`` per agent and action dim.
-
-    Args:
-        mean: [..., N, A] (typically [B, N, A]).
-        log_std: [..., N, A].
-        generator: draws the noise, for reproducible rollouts; the global RNG when None.
-        deterministic: return ``tanh(mean)`` (the mode of u) and its log density instead of a sample.
-
-    Returns:
-        The action [..., N, A] in (-1, 1) and its log-probability [...], summed over agents and action
-        dims, with the change of variables ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``
-        (stable for large ``|u|``).
-    """
-    if deterministic:
-        noise = torch.zeros_like(mean)
-    else:
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    u = mean + log_std.exp() * noise
-    log_normal = -0.5 * noise.square() - log_std - 0.5 * math.log(2 * math.pi)  # [..., N, A]
-    log_det = 2 * (math.log(2.0) - u - F.softplus(-2 * u))
-    return torch.tanh(u), (log_normal - log_det).sum((-2, -1))

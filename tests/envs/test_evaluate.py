@@ -12,10 +12,16 @@ pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
 from logo.callbacks import EnvEvaluation  # noqa: E402
 from logo.cli import main  # noqa: E402
 from logo.envs import make_env  # noqa: E402
-from logo.envs.evaluate import evaluate_policy, normalized_score  # noqa: E402
-from logo.envs.policies import RandomPolicy  # noqa: E402
+from logo.envs.evaluate import (  # noqa: E402
+    dataset_env_target,
+    evaluate_in_dataset_env,
+    evaluate_policy,
+    make_dataset_env,
+    normalized_score,
+)
+from logo.envs.policies import ModulePolicy, RandomPolicy  # noqa: E402
 from logo.errors import LogoError  # noqa: E402
-from logo.policy.checkpoint import CheckpointPolicy, load_policy  # noqa: E402
+from logo.policy.checkpoint import load_policy  # noqa: E402
 from tests.envs.conftest import write_bc_config  # noqa: E402
 
 
@@ -41,11 +47,11 @@ def test_same_seeds_same_numbers_for_any_batching(hopper_bc_checkpoint):
     results = []
     for num_envs in (1, 3):
         env = make_env("mamujoco", "Hopper-3x1", num_envs=num_envs)
-        results.append(evaluate_policy(env, CheckpointPolicy(module, env.spec), episodes=5, seed=11))
+        results.append(evaluate_policy(env, ModulePolicy(module, env.spec), episodes=5, seed=11))
     np.testing.assert_allclose(results[0].returns, results[1].returns, rtol=1e-6)
     assert results[0].seeds == list(range(11, 16))
     env = make_env("mamujoco", "Hopper-3x1")
-    other = evaluate_policy(env, CheckpointPolicy(module, env.spec), episodes=5, seed=12)
+    other = evaluate_policy(env, ModulePolicy(module, env.spec), episodes=5, seed=12)
     np.testing.assert_allclose(other.returns[:4], results[0].returns[1:], rtol=1e-6)  # seeds shifted by one
     metrics = evaluate_policy(env, RandomPolicy(env.spec), episodes=4, seed=0,
                               reference={"random": 0.0, "expert": 100.0}).metrics()
@@ -54,6 +60,23 @@ def test_same_seeds_same_numbers_for_any_batching(hopper_bc_checkpoint):
     assert metrics["normalized_score"] == pytest.approx(metrics["return_mean"])
     assert metrics["return_min"] <= metrics["return_mean"] <= metrics["return_max"]
     assert "win_rate" not in metrics and metrics["episodes"] == 4
+
+
+def test_evaluation_in_the_dataset_env_is_the_same_as_by_hand(hopper_random):
+    from logo.data.validate import open_dataset
+
+    _, spec = open_dataset(hopper_random)
+    results, reference = evaluate_in_dataset_env(spec, [RandomPolicy, lambda s: RandomPolicy(s, 9)], episodes=3,
+                                                 seed=5, num_envs=8)  # 3 copies: no more than episodes
+    env = make_env("mamujoco", "Hopper-3x1", num_envs=3)
+    by_hand = evaluate_policy(env, RandomPolicy(env.spec), episodes=3, seed=5)
+    for result in results:
+        assert result.seeds == [5, 6, 7] and result.reference is None
+        np.testing.assert_array_equal(result.returns, by_hand.returns)
+    assert reference == dataset_env_target(spec)[3]
+    env, none = make_dataset_env(None, num_envs=2, family="mamujoco", scenario="Hopper-3x1")
+    assert env.num_envs == 2 and none is None  # both named: the spec is not read
+    env.close()
 
 
 def test_callback_during_fit_and_test_and_logo_evaluate(tmp_path, hopper_random, capsys):
@@ -66,7 +89,7 @@ def test_callback_during_fit_and_test_and_logo_evaluate(tmp_path, hopper_random,
     logged = float(rows[0]["eval/return_mean"])
     # the logged number is what the trained weights score on the same seeds
     env = make_env("mamujoco", "Hopper-3x1", num_envs=3)
-    direct = evaluate_policy(env, CheckpointPolicy(load_policy(tmp_path / "ckpt" / "last.ckpt"), env.spec),
+    direct = evaluate_policy(env, ModulePolicy(load_policy(tmp_path / "ckpt" / "last.ckpt"), env.spec),
                              episodes=3, seed=5)
     assert logged == pytest.approx(direct.metrics()["return_mean"], rel=1e-5)
     assert float(rows[0]["eval/normalized_score"]) == pytest.approx(logged / 10, rel=1e-5)

@@ -1,12 +1,16 @@
-"""Environment-agnostic behaviour policies: random legal actions and epsilon-noisy wrappers."""
+"""Environment-agnostic policies: random legal actions, epsilon-noisy wrappers and a live module acting."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from logo.envs.base import EnvSpec, TimeStep
-from logo.envs.policies import EpsilonPolicy, RandomPolicy
+from logo.envs.policies import EpsilonPolicy, ModulePolicy, RandomPolicy
+from logo.errors import LogoError
 
 DISCRETE = EnvSpec(family="test", scenario="s", n_agents=3, obs_dim=2, state_dim=4, action_kind="discrete",
                    n_actions=5, max_steps=10)
@@ -73,3 +77,29 @@ def test_per_copy_epsilon_and_continuous_noise():
         EpsilonPolicy(base, CONTINUOUS, 1.5)
     with pytest.raises(ValueError, match="epsilon: expected probabilities"):
         policy.epsilon = np.array([[0.1]])
+
+
+def test_importing_the_policies_does_not_import_torch():
+    code = "import logo.envs.policies, sys; assert 'torch' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_module_policy_checks_the_module_and_acts_with_the_env_dtype():
+    import torch
+
+    class Greedy(torch.nn.Module):
+        hparams = {"n_agents": 2, "obs_dim": 2}
+        device = torch.device("cpu")
+
+        def act(self, obs, avail_actions=None, state=None):
+            return obs.double()  # [B, N, 2]: float64 on purpose
+
+    with pytest.raises(LogoError, match="not a policy"):
+        ModulePolicy(torch.nn.Linear(2, 2), CONTINUOUS)
+    wrong = Greedy()
+    wrong.hparams = {"n_agents": 3}
+    with pytest.raises(LogoError, match="n_agents: checkpoint 3, environment 2"):
+        ModulePolicy(wrong, CONTINUOUS)
+    actions = ModulePolicy(Greedy(), CONTINUOUS).act(timestep(CONTINUOUS, 4))
+    assert actions.shape == (4, 2, 2) and actions.dtype == np.float32

@@ -10,9 +10,10 @@ import torch
 
 from logo.data import OfflineMARLDataModule
 from logo.errors import LogoError
+from logo.nn import tanh_gaussian_sample
 from logo.policy.checkpoint import load_policy
 from logo.policy.macql_continuous import ContinuousMACQL
-from logo.policy.macql_losses import cql_continuous_penalty, tanh_gaussian_sample
+from logo.policy.macql_losses import cql_continuous_penalty
 
 TRAINER = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from logo.data.online import OnlineEnvDataModule
 from logo.errors import LogoError
+from logo.online.datamodule import OnlineEnvDataModule
 
 
 class ReplayExport(Callback):

@@ -15,11 +15,12 @@ from logo.cli import main
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
 from logo.envs import make_env
+from logo.envs.policies import ModulePolicy
 from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
-from logo.policy.checkpoint import CheckpointPolicy, load_policy
+from logo.online.td3 import OnlineTD3, actor_loss, smooth_target_actions
+from logo.policy.checkpoint import load_policy
 from logo.policy.losses import soft_update, td_target
-from logo.policy.td3 import OnlineTD3, actor_loss, smooth_target_actions
 from tests.conftest import ROOT
 
 pytest.importorskip("gymnasium_robotics")
@@ -170,10 +171,10 @@ def test_checkpoint_reloads_and_acts_in_the_environment(run):
     assert isinstance(policy, OnlineTD3)
     env = make_env("mamujoco", SCENARIO, num_envs=2, max_episode_steps=15)
     ts = env.reset([0, 1])
-    actions = CheckpointPolicy(policy, env.spec).act(ts)
+    actions = ModulePolicy(policy, env.spec).act(ts)
     assert actions.shape == (2, env.spec.n_agents, env.spec.action_dim) and actions.dtype == np.float32
     assert (actions >= np.array(env.spec.action_low)).all() and (actions <= np.array(env.spec.action_high)).all()
-    episodes = list(run_episodes(env, CheckpointPolicy(policy, env.spec), [5, 6]))
+    episodes = list(run_episodes(env, ModulePolicy(policy, env.spec), [5, 6]))
     assert all(1 <= e.length <= 15 for e in episodes)
 
 

@@ -3,7 +3,7 @@
 One centralised actor maps the global state to every agent's action; twin critics score
 (state, joint action). It is a data-collection tool, not an offline MARL method: checkpoints at
 increasing ``eval/return`` give the ``medium`` and ``expert`` behaviour policies, and the replay
-buffer up to the medium checkpoint gives ``medium-replay`` (``logo.callbacks.ReplayExport``).
+buffer up to the medium checkpoint gives ``medium-replay`` (``logo.online.ReplayExport``).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from logo.data.online import OnlineEnvDataModule
 from logo.dims import linked_dims
 from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
+from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError, check_fits
-from logo.nn import MLP, from_unit_box
-from logo.policy.checkpoint import ActingPolicy, CheckpointPolicy
+from logo.nn import MLP, TwinCritic, from_unit_box
+from logo.online.datamodule import OnlineEnvDataModule
+from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import soft_update, td_target
 
 # ---------------------------------------------------------------------------------------------
@@ -55,20 +56,6 @@ def actor_loss(q1: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-class TwinCritic(nn.Module):
-    """Two independent Q networks on (state, joint action)."""
-
-    def __init__(self, state_dim: int, joint_action_dim: int, hidden_sizes: Sequence[int]):
-        super().__init__()
-        self.q1 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
-        self.q2 = MLP(state_dim + joint_action_dim, hidden_sizes, 1)
-
-    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state [B, state_dim], actions [B, N, action_dim] -> (q1 [B], q2 [B])."""
-        x = torch.cat([state, actions.flatten(1)], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
 
 class OnlineTD3(ActingPolicy, LightningModule):
@@ -234,7 +221,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
         started = time.perf_counter()
         if self._eval_env is None:
             self._eval_env = dm.make_env(num_envs=hp.eval_episodes)
-        result = evaluate_policy(self._eval_env, CheckpointPolicy(self, self._eval_env.spec), hp.eval_episodes,
+        result = evaluate_policy(self._eval_env, ModulePolicy(self, self._eval_env.spec), hp.eval_episodes,
                                  seed=hp.eval_seed)
         returns = result.returns
         mean = float(returns.mean())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from logo.data.online import OnlineEnvDataModule
-from logo.data.replay import ReplayBuffer
 from logo.data.schema import DatasetSpec
 from logo.data.validate import validate_dataset
 from logo.envs.rollout import episode_seed
 from logo.errors import LogoError
+from logo.online.datamodule import OnlineEnvDataModule
+from logo.online.replay import ReplayBuffer
 
 SPEC = DatasetSpec(env_family="test", scenario="toy", n_agents=2, obs_dim=3, state_dim=4, action_kind="continuous",
                    action_dim=1, action_low=[-1.0], action_high=[1.0])
