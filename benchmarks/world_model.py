@@ -34,7 +34,7 @@ from logo.data import OfflineMARLDataModule
 from logo.data.reader import gather_transitions
 from logo.dims import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, rollout
-from logo.world_model.rollout import UniformPolicy
+from logo.world_model.model_rollout import UniformPolicy
 
 warnings.filterwarnings("ignore")
 

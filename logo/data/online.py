@@ -22,7 +22,7 @@ from logo.data.replay import EpisodeRecord, ReplayBuffer
 from logo.data.schema import LinkedDims
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
-from logo.envs.rollout import episode_seed
+from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 
 

@@ -3,7 +3,7 @@
 :class:`ModelRollouts` is what :class:`~logo.data.OfflineMARLDataModule` attaches as its
 synthetic source when given a world-model checkpoint. Every ``rollout_every`` training steps it
 draws ``rollout_batch`` start transitions from the real training split, rolls the policy being
-trained out in the world model for up to ``horizon`` steps (:func:`logo.world_model.rollout.rollout`)
+trained out in the world model for up to ``horizon`` steps (:func:`logo.world_model.model_rollout.rollout`)
 and appends the transitions, each with its uncertainty u, to a :class:`~logo.data.buffer.SyntheticBuffer`
 holding the last ``buffer_rollouts`` rounds. Training batches draw their synthetic share from it.
 
@@ -107,7 +107,7 @@ class ModelRollouts:
     def run_round(self, policy: Callable[..., torch.Tensor], storage: Storage, indices: torch.Tensor,
                   step: int) -> dict[str, float]:
         """Roll ``policy`` out from ``rollout_batch`` random steps of ``indices`` (on ``storage``'s device)."""
-        from logo.world_model.rollout import rollout
+        from logo.world_model.model_rollout import rollout
 
         device = indices.device
         self.to_device(device)

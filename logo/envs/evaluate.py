@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from logo.envs.base import MultiAgentEnv, Policy
-from logo.envs.rollout import run_episodes
+from logo.envs.episodes import run_episodes
 from logo.errors import LogoError
 
 

@@ -36,7 +36,7 @@ from logo.errors import check_fits
 from logo.loggers import log_calibration, log_histogram, logs_this_step
 from logo.metrics import calibration_bins, reset_metrics
 from logo.nn import Normalizer, to_unit_box
-from logo.world_model.rollout import StepResult
+from logo.world_model.model_rollout import StepResult
 
 CLASS_KEY = "logo_world_model_class"
 # validation sets are small enough for Spearman's exact buffers
@@ -194,7 +194,7 @@ class WorldModel(LightningModule):
     @torch.no_grad()
     def step(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
              avail_actions: torch.Tensor | None = None, generator: torch.Generator | None = None) -> StepResult:
-        """One batched model step in raw units (see :class:`logo.world_model.rollout.StepResult`).
+        """One batched model step in raw units (see :class:`logo.world_model.model_rollout.StepResult`).
 
         ``avail_actions`` is accepted for the protocol (legality is checked by the rollout routine);
         ``generator`` makes the step stochastic where the model is (ensemble member choice,

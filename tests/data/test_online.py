@@ -9,7 +9,7 @@ from logo.data.online import OnlineEnvDataModule
 from logo.data.replay import ReplayBuffer
 from logo.data.schema import DatasetSpec
 from logo.data.validate import validate_dataset
-from logo.envs.rollout import episode_seed
+from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 
 SPEC = DatasetSpec(env_family="test", scenario="toy", n_agents=2, obs_dim=3, state_dim=4, action_kind="continuous",

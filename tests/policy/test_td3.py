@@ -15,7 +15,7 @@ from logo.cli import main
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
 from logo.envs import make_env
-from logo.envs.rollout import episode_seed, run_episodes
+from logo.envs.episodes import episode_seed, run_episodes
 from logo.errors import LogoError
 from logo.policy.checkpoint import CheckpointPolicy, load_policy
 from logo.policy.losses import soft_update
