@@ -149,7 +149,7 @@ class WorldModel(LightningModule):
         """Training targets in the units the networks predict (standardised deltas or next values)."""
         out = {"next_obs": self.obs_norm(batch["next_obs"]) * self.obs_mask,
                "next_state": self.state_norm(batch["next_state"]),
-               "reward": self.reward_norm(batch["rewards"]),
+               "rewards": self.reward_norm(batch["rewards"]),
                "terminals": batch["terminals"]}
         if self.hparams.predict_deltas:
             out["obs_delta"] = self.obs_delta_norm(batch["next_obs"] - batch["obs"]) * self.obs_mask
@@ -243,7 +243,7 @@ class WorldModel(LightningModule):
         mask = self.obs_mask.expand_as(targets["next_obs"])
         self.val_mse["obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
         self.val_mse["state"].update(pred.next_state, targets["next_state"])
-        self.val_mse["reward"].update(pred.reward, targets["reward"])
+        self.val_mse["reward"].update(pred.reward, targets["rewards"])
         done_prob, terminals = torch.sigmoid(pred.done_logit), targets["terminals"].long()
         self.val_termination_accuracy.update(done_prob, terminals)
         self.val_termination_auroc.update(done_prob, terminals)
