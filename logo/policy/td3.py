@@ -199,7 +199,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
             next_actions = smooth_target_actions(self.actions_from(self.actor_target, next_state),
                                                  hp.policy_noise, hp.noise_clip, self.action_low, self.action_high)
             target = td3_target(batch["rewards"], *self.critic_target(next_state, next_actions),
-                                batch["terminated"], hp.gamma)
+                                batch["terminals"], hp.gamma)
         q1, q2 = self.critic(state, batch["actions"])
         out = {"critic_loss": critic_loss(q1, q2, target), "q": q1.detach().mean()}
         if update_actor:

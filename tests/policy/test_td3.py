@@ -122,7 +122,7 @@ def test_actor_loss_never_reaches_the_critics():
     torch.manual_seed(0)
     model = OnlineTD3(2, 5, 7, "continuous", 3, hidden_sizes=[8])
     batch = {"state": torch.randn(16, 7), "next_state": torch.randn(16, 7), "actions": torch.rand(16, 2, 3) * 2 - 1,
-             "rewards": torch.randn(16), "terminated": torch.rand(16) < 0.3}
+             "rewards": torch.randn(16), "terminals": torch.rand(16) < 0.3}
     torch.manual_seed(1)
     model.losses(batch, update_actor=False)["critic_loss"].backward()
     critic_only = [p.grad.clone() for p in model.critic.parameters()]
