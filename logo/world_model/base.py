@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from torchmetrics import MeanMetric, MeanSquaredError, SpearmanCorrCoef, SumMetric
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, SpearmanCorrCoef, SumMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 from torchmetrics.utilities import dim_zero_cat
 
@@ -101,14 +101,19 @@ class WorldModel(LightningModule):
         for key, shape in (("obs", (n_agents, obs_dim)), ("state", (state_dim,)), ("reward", ())):
             self.register_buffer(f"{key}_low", torch.full(shape, -torch.inf))
             self.register_buffer(f"{key}_high", torch.full(shape, torch.inf))
-        self.val_loss = MeanMetric()
-        self.val_mse = torch.nn.ModuleDict({k: MeanSquaredError() for k in ("obs", "state", "reward")})
-        self.val_termination_accuracy = BinaryAccuracy()
+        self.val_loss = MeanMetric()  # logged as a metric object in validation_step: Lightning computes and resets it
+        # logged every validation epoch under the names the collection computes (val/mse_obs, ...); each metric
+        # is updated with its own inputs, so no two share state (no compute groups)
+        self.val_metrics = MetricCollection({
+            "mse_obs": MeanSquaredError(), "mse_state": MeanSquaredError(), "mse_reward": MeanSquaredError(),
+            "termination_accuracy": BinaryAccuracy(), "spearman_u_error": SpearmanCorrCoef(),
+        }, compute_groups=False).clone(prefix="val/")
+        # outside the collection, whose compute() would compute them always: logged only where defined, the AUROC
+        # when the epoch saw both classes (counted by the two sums) and the legal-action accuracy for discrete actions
         self.val_termination_auroc = BinaryAUROC(thresholds=200)
         self.val_terminations = SumMetric()
         self.val_count = SumMetric()
         self.val_legal_accuracy = BinaryAccuracy()
-        self.val_spearman = SpearmanCorrCoef()
 
     # ----------------------------------------------------------------- data and units
     def setup(self, stage: str) -> None:
@@ -241,36 +246,32 @@ class WorldModel(LightningModule):
         self.log("val/loss", self.val_loss, prog_bar=True)
         pred = self.predict(inputs)
         mask = self.obs_mask.expand_as(targets["next_obs"])
-        self.val_mse["obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
-        self.val_mse["state"].update(pred.next_state, targets["next_state"])
-        self.val_mse["reward"].update(pred.reward, targets["rewards"])
+        val = self.val_metrics
+        val["mse_obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
+        val["mse_state"].update(pred.next_state, targets["next_state"])
+        val["mse_reward"].update(pred.reward, targets["rewards"])
         done_prob, terminals = torch.sigmoid(pred.done_logit), targets["terminals"].long()
-        self.val_termination_accuracy.update(done_prob, terminals)
+        val["termination_accuracy"].update(done_prob, terminals)
         self.val_termination_auroc.update(done_prob, terminals)
         self.val_terminations.update(terminals.sum())
         self.val_count.update(torch.tensor(float(n), device=self.device))
         if self.discrete and pred.avail_logit is not None:
             self.val_legal_accuracy.update(torch.sigmoid(pred.avail_logit), targets["next_avail"].long())
         error = (pred.next_state - targets["next_state"]).norm(dim=-1)
-        self.val_spearman.update(pred.uncertainty.float(), error.float())
+        val["spearman_u_error"].update(pred.uncertainty.float(), error.float())
 
     def on_validation_epoch_end(self) -> None:
-        metrics: dict[str, float | torch.Tensor] = {}
         if self.val_count.update_count == 0:
             return
-        for key, metric in self.val_mse.items():
-            metrics[f"val/mse_{key}"] = metric.compute()
-            metric.reset()
-        metrics["val/termination_accuracy"] = self.val_termination_accuracy.compute()
+        metrics: dict[str, float | torch.Tensor] = self.val_metrics.compute()
         positives, count = float(self.val_terminations.compute()), float(self.val_count.compute())
         if 0 < positives < count:  # AUROC is undefined with one class only (e.g. MPE: no terminations)
             metrics["val/termination_auroc"] = self.val_termination_auroc.compute()
         if self.discrete and self.val_legal_accuracy.update_count:
             metrics["val/legal_accuracy"] = self.val_legal_accuracy.compute()
-        metrics["val/spearman_u_error"] = self.val_spearman.compute()
         self.log_uncertainty_plots()
-        for metric in (self.val_termination_accuracy, self.val_termination_auroc, self.val_terminations,
-                       self.val_count, self.val_legal_accuracy, self.val_spearman):
+        for metric in (self.val_metrics, self.val_termination_auroc, self.val_terminations, self.val_count,
+                       self.val_legal_accuracy):
             metric.reset()
         metrics.update(self.open_loop_errors())
         self.log_dict(metrics, sync_dist=True)  # ranks validate the same episodes: the mean is unchanged
@@ -279,9 +280,10 @@ class WorldModel(LightningModule):
         """``val/u_histogram`` and ``val/u_calibration`` (binned u against the true next-state error) of this
         validation epoch, for the loggers that draw; they read the (u, error) pairs the Spearman metric keeps."""
         trainer = self._trainer
-        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero or not self.val_spearman.preds:
+        spearman = self.val_metrics["spearman_u_error"]
+        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero or not spearman.preds:
             return
-        u, error = dim_zero_cat(self.val_spearman.preds), dim_zero_cat(self.val_spearman.target)
+        u, error = dim_zero_cat(spearman.preds), dim_zero_cat(spearman.target)
         step = trainer.global_step
         log_histogram(self.loggers, "val/u_histogram", u, step)
         log_calibration(self.loggers, "val/u_calibration", *calibration_bins(u, error), step)
