@@ -14,13 +14,18 @@ class LogoTrainer(Trainer):
     """Lightning's Trainer with one more entry point, ``evaluate``: play the policy in its real environment.
 
     Every run also carries :class:`~logo.callbacks.random_state.RandomStates`, so checkpoints hold each
-    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences.
+    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences, and
+    :class:`~logo.callbacks.diagnostics.WorldModelDiagnostics`, so every world-model fit logs its open-loop
+    error and draws its u plots (it does nothing for other modules).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from logo.callbacks.diagnostics import WorldModelDiagnostics
         from logo.callbacks.random_state import RandomStates
 
+        if not any(isinstance(c, WorldModelDiagnostics) for c in self.callbacks):
+            self.callbacks.insert(0, WorldModelDiagnostics())
         if not any(isinstance(c, RandomStates) for c in self.callbacks):
             self.callbacks.insert(0, RandomStates())
 

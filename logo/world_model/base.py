@@ -30,11 +30,10 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 from torchmetrics.utilities import dim_zero_cat
 
 from logo.checkpoint import load_recorded, record_class
-from logo.data.reader import gather_transitions
 from logo.dims import Batch, linked_dims
 from logo.errors import check_fits
-from logo.loggers import log_calibration, log_histogram, logs_this_step
-from logo.metrics import calibration_bins, reset_metrics
+from logo.loggers import logs_this_step
+from logo.metrics import reset_metrics
 from logo.nn import Normalizer, to_unit_box
 from logo.world_model.model_rollout import StepResult
 
@@ -269,47 +268,19 @@ class WorldModel(LightningModule):
             metrics["val/termination_auroc"] = self.val_termination_auroc.compute()
         if self.discrete and self.val_legal_accuracy.update_count:
             metrics["val/legal_accuracy"] = self.val_legal_accuracy.compute()
-        self.log_uncertainty_plots()
         for metric in (self.val_metrics, self.val_termination_auroc, self.val_terminations, self.val_count,
                        self.val_legal_accuracy):
             metric.reset()
-        metrics.update(self.open_loop_errors())
         self.log_dict(metrics, sync_dist=True)  # ranks validate the same episodes: the mean is unchanged
 
-    def log_uncertainty_plots(self) -> None:
-        """``val/u_histogram`` and ``val/u_calibration`` (binned u against the true next-state error) of this
-        validation epoch, for the loggers that draw; they read the (u, error) pairs the Spearman metric keeps."""
-        trainer = self._trainer
+    def validation_uncertainty(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """This rank's (u [M], true next-state error [M]) pairs of the validation epoch so far, the ones
+        ``val/spearman_u_error`` is computed from; None before the first batch. The module's
+        ``on_validation_epoch_end`` clears them: callbacks read them in theirs, which Lightning runs first."""
         spearman = self.val_metrics["spearman_u_error"]
-        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero or not spearman.preds:
-            return
-        u, error = dim_zero_cat(spearman.preds), dim_zero_cat(spearman.target)
-        step = trainer.global_step
-        log_histogram(self.loggers, "val/u_histogram", u, step)
-        log_calibration(self.loggers, "val/u_calibration", *calibration_bins(u, error), step)
-
-    @torch.no_grad()
-    def open_loop_errors(self) -> dict[str, float]:
-        """Mean squared next-state error (standardised units) after k open-loop model steps along the
-        dataset's own actions, for each k in ``open_loop_steps``, from fixed held-out starts."""
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None or not hasattr(dm, "storage_on") or len(getattr(dm, "val_indices", ())) == 0:
-            return {}
-        storage = dm.storage_on(self.device)
-        out = {}
-        for k in self.hparams.open_loop_steps:
-            starts = open_loop_starts(storage, dm.val_indices.to(self.device), k, self.hparams.open_loop_starts)
-            if len(starts) == 0:
-                continue
-            first = gather_transitions(storage, starts)
-            obs, state = first["obs"], first["state"]
-            for j in range(k):
-                step = first if j == 0 else gather_transitions(storage, starts + j)
-                result = self.step(obs, state, step["actions"])
-                obs, state = result.next_obs, result.next_state
-            error = (self.state_norm(state) - self.state_norm(step["next_state"])) ** 2
-            out[f"val/open_loop_mse_k{k}"] = float(error.mean())
-        return out
+        if not spearman.preds:
+            return None
+        return dim_zero_cat(spearman.preds), dim_zero_cat(spearman.target)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -326,19 +297,6 @@ def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
     legal = logits > 0
     best = F.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
     return legal | (best & ~legal.any(-1, keepdim=True))
-
-
-def open_loop_starts(storage: Batch, indices: torch.Tensor, k: int, limit: int) -> torch.Tensor:
-    """Up to ``limit`` steps of ``indices`` followed by k dataset transitions inside one episode,
-    spread evenly over ``indices`` (deterministic). Episodes end only at their last step, so a
-    termination can only end the k-th transition."""
-    ep = storage["episode_id"]
-    ends = indices + k - 1
-    inside = ends <= len(ep) - 1
-    valid = indices[inside][ep[ends[inside]] == ep[indices[inside]]]
-    if len(valid) > limit:
-        valid = valid[torch.linspace(0, len(valid) - 1, limit, device=valid.device).long()]
-    return valid
 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
