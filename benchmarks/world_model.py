@@ -30,11 +30,12 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Trainer, seed_everything
 
+from logo.callbacks import WorldModelDiagnostics
 from logo.data import OfflineMARLDataModule
 from logo.data.reader import gather_transitions
 from logo.dims import linked_dims
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, rollout
-from logo.world_model.rollout import UniformPolicy
+from logo.world_model.model_rollout import UniformPolicy
 
 warnings.filterwarnings("ignore")
 
@@ -51,7 +52,8 @@ def train(cls, kwargs: dict, path: str, steps: int, batch_size: int, seed: int):
     dm = OfflineMARLDataModule(path, batch_size=batch_size, steps_per_epoch=steps, val_fraction=0.1, seed=seed)
     model = cls(**linked_dims(dm), **kwargs)
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1)
+                      enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,
+                      callbacks=[WorldModelDiagnostics()])  # val/open_loop_mse_k*
     begin = time.perf_counter()
     trainer.fit(model, dm)
     fit_seconds = time.perf_counter() - begin

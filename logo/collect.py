@@ -23,9 +23,9 @@ from logo.data.schema import DatasetSpec
 from logo.data.writer import DatasetWriter
 from logo.envs import make_env, scripted_policy
 from logo.envs.base import MultiAgentEnv, Policy
+from logo.envs.episodes import episode_seed, run_episodes
 from logo.envs.policies import EpsilonPolicy, ModulePolicy, RandomPolicy
 from logo.envs.references import reference_returns
-from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "mixed")

@@ -13,18 +13,22 @@ from logo.errors import LogoError
 class LogoTrainer(Trainer):
     """Lightning's Trainer with one more entry point, ``evaluate``: play the policy in its real environment.
 
-    Every run also carries :class:`~logo.callbacks.random_state.RandomStates`, so checkpoints hold each
-    rank's global RNG states and ``--ckpt_path last`` continues the interrupted run's random sequences, and
+    Every run also carries three callbacks (each a no-op where it does not apply):
+    :class:`~logo.callbacks.random_state.RandomStates`, so checkpoints hold each rank's global RNG states
+    and ``--ckpt_path last`` continues the interrupted run's random sequences;
     :class:`~logo.callbacks.RolloutRounds`, which runs the rollout rounds of a data module's synthetic
-    source (``data.synthetic``) with the policy being trained (a no-op without one).
+    source (``data.synthetic``) with the policy being trained; and
+    :class:`~logo.callbacks.WorldModelDiagnostics`, so every world-model fit logs its open-loop error and
+    draws its u plots.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from logo.callbacks.diagnostics import WorldModelDiagnostics
         from logo.callbacks.random_state import RandomStates
         from logo.callbacks.rollout_rounds import RolloutRounds
 
-        for default in (RolloutRounds, RandomStates):
+        for default in (WorldModelDiagnostics, RolloutRounds, RandomStates):
             if not any(isinstance(c, default) for c in self.callbacks):
                 self.callbacks.insert(0, default())
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from logo.envs import make_env
 from logo.envs.base import EnvSpec, MultiAgentEnv, Policy
-from logo.envs.rollout import run_episodes
+from logo.envs.episodes import run_episodes
 from logo.errors import LogoError
 
 

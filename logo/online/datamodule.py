@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from logo.data.schema import DatasetSpec, LinkedDims
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
-from logo.envs.rollout import episode_seed
+from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 from logo.online.replay import EpisodeRecord, ReplayBuffer
 

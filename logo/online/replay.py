@@ -93,13 +93,13 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``batch_size`` transitions drawn uniformly with replacement: state, actions, rewards,
-        next_state, terminated (and obs, next_obs; avail, next_avail for discrete actions)."""
+        next_state, terminals (bool; and obs, next_obs; avail, next_avail for discrete actions)."""
         if len(self) == 0:
             raise RuntimeError("ReplayBuffer.sample: the buffer is empty")
         idx = rng.integers(0, len(self), batch_size)
         batch = {"obs": self.obs[idx], "state": self.state[idx], "actions": self.actions[idx],
                  "rewards": self.rewards[idx], "next_obs": self.next_obs[idx], "next_state": self.next_state[idx],
-                 "terminated": self.terminated[idx]}
+                 "terminals": self.terminated[idx]}
         if self.spec.discrete:
             batch["avail"], batch["next_avail"] = self.avail[idx], self.next_avail[idx]
         return batch

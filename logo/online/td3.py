@@ -175,7 +175,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
             next_actions = smooth_target_actions(self.actions_from(self.actor_target, next_state),
                                                  hp.policy_noise, hp.noise_clip, self.action_low, self.action_high)
             next_q = torch.min(*self.critic_target(next_state, next_actions))  # clipped double Q
-            target = td_target(batch["rewards"], batch["terminated"], next_q, hp.gamma)
+            target = td_target(batch["rewards"], batch["terminals"], next_q, hp.gamma)
         q1, q2 = self.critic(state, batch["actions"])
         out = {"critic_loss": critic_loss(q1, q2, target), "q": q1.detach().mean()}
         if update_actor:

@@ -20,7 +20,7 @@ from logo.data.writer import DatasetWriter
 from logo.dims import linked_dims
 from logo.errors import LogoError, check_fits
 from logo.world_model.base import load_world_model
-from logo.world_model.rollout import Rollout, UniformPolicy, rollout
+from logo.world_model.model_rollout import Rollout, UniformPolicy, rollout
 
 
 def write_rollouts(checkpoint: str, data: str, out: str, horizon: int = 15, starts: int = 256,

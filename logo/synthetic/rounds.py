@@ -5,7 +5,7 @@ as ``data.synthetic`` (``class_path: ModelRollouts`` in YAML). Its rounds are dr
 :class:`~logo.callbacks.RolloutRounds` callback (which ``LogoTrainer`` adds): every
 ``rollout_every`` training steps a round draws ``rollout_batch`` start transitions from the real
 training split, rolls the policy being trained out in the world model for up to ``horizon`` steps
-(:func:`logo.world_model.rollout`) and appends the transitions, each with its uncertainty u, to a
+(:func:`logo.world_model.model_rollout.rollout`) and appends the transitions, each with its uncertainty u, to a
 :class:`~logo.synthetic.buffer.SyntheticBuffer` holding the last ``buffer_rollouts`` rounds.
 Training batches draw their synthetic share from it.
 

@@ -27,17 +27,16 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from torchmetrics import MeanMetric, MeanSquaredError, SpearmanCorrCoef, SumMetric
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, SpearmanCorrCoef, SumMetric
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 from torchmetrics.utilities import dim_zero_cat
 
 from logo.checkpoint import load_recorded, record_class
-from logo.data.reader import gather_transitions
 from logo.dims import Batch
-from logo.loggers import log_calibration, log_histogram, logs_this_step
-from logo.metrics import calibration_bins, reset_metrics
+from logo.loggers import logs_this_step
+from logo.metrics import reset_metrics
 from logo.nn import DataUnits, Normalizer
-from logo.world_model.rollout import StepResult
+from logo.world_model.model_rollout import StepResult
 
 # validation sets are small enough for Spearman's exact buffers
 warnings.filterwarnings("ignore", message=r".*SpearmanCorrcoef` will save all targets")
@@ -97,14 +96,19 @@ class WorldModel(DataUnits, LightningModule):
         for key, shape in (("obs", (n_agents, obs_dim)), ("state", (state_dim,)), ("reward", ())):
             self.register_buffer(f"{key}_low", torch.full(shape, -torch.inf))
             self.register_buffer(f"{key}_high", torch.full(shape, torch.inf))
-        self.val_loss = MeanMetric()
-        self.val_mse = torch.nn.ModuleDict({k: MeanSquaredError() for k in ("obs", "state", "reward")})
-        self.val_termination_accuracy = BinaryAccuracy()
+        self.val_loss = MeanMetric()  # logged as a metric object in validation_step: Lightning computes and resets it
+        # logged every validation epoch under the names the collection computes (val/mse_obs, ...); each metric
+        # is updated with its own inputs, so no two share state (no compute groups)
+        self.val_metrics = MetricCollection({
+            "mse_obs": MeanSquaredError(), "mse_state": MeanSquaredError(), "mse_reward": MeanSquaredError(),
+            "termination_accuracy": BinaryAccuracy(), "spearman_u_error": SpearmanCorrCoef(),
+        }, compute_groups=False).clone(prefix="val/")
+        # outside the collection, whose compute() would compute them always: logged only where defined, the AUROC
+        # when the epoch saw both classes (counted by the two sums) and the legal-action accuracy for discrete actions
         self.val_termination_auroc = BinaryAUROC(thresholds=200)
         self.val_terminations = SumMetric()
         self.val_count = SumMetric()
         self.val_legal_accuracy = BinaryAccuracy()
-        self.val_spearman = SpearmanCorrCoef()
 
     # ----------------------------------------------------------------- data and units
     def units_from(self, datamodule: Any) -> None:
@@ -138,7 +142,7 @@ class WorldModel(DataUnits, LightningModule):
         """Training targets in the units the networks predict (standardised deltas or next values)."""
         out = {"next_obs": self.obs_norm(batch["next_obs"]) * self.obs_mask,
                "next_state": self.state_norm(batch["next_state"]),
-               "reward": self.reward_norm(batch["rewards"]),
+               "rewards": self.reward_norm(batch["rewards"]),
                "terminals": batch["terminals"]}
         if self.hparams.predict_deltas:
             out["obs_delta"] = self.obs_delta_norm(batch["next_obs"] - batch["obs"]) * self.obs_mask
@@ -183,7 +187,7 @@ class WorldModel(DataUnits, LightningModule):
     @torch.no_grad()
     def step(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor,
              avail_actions: torch.Tensor | None = None, generator: torch.Generator | None = None) -> StepResult:
-        """One batched model step in raw units (see :class:`logo.world_model.rollout.StepResult`).
+        """One batched model step in raw units (see :class:`logo.world_model.model_rollout.StepResult`).
 
         ``avail_actions`` is accepted for the protocol (legality is checked by the rollout routine);
         ``generator`` makes the step stochastic where the model is (ensemble member choice,
@@ -230,73 +234,42 @@ class WorldModel(DataUnits, LightningModule):
         self.log("val/loss", self.val_loss, prog_bar=True)
         pred = self.predict(inputs)
         mask = self.obs_mask.expand_as(targets["next_obs"])
-        self.val_mse["obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
-        self.val_mse["state"].update(pred.next_state, targets["next_state"])
-        self.val_mse["reward"].update(pred.reward, targets["reward"])
+        val = self.val_metrics
+        val["mse_obs"].update(pred.next_obs[mask], targets["next_obs"][mask])
+        val["mse_state"].update(pred.next_state, targets["next_state"])
+        val["mse_reward"].update(pred.reward, targets["rewards"])
         done_prob, terminals = torch.sigmoid(pred.done_logit), targets["terminals"].long()
-        self.val_termination_accuracy.update(done_prob, terminals)
+        val["termination_accuracy"].update(done_prob, terminals)
         self.val_termination_auroc.update(done_prob, terminals)
         self.val_terminations.update(terminals.sum())
         self.val_count.update(torch.tensor(float(n), device=self.device))
         if self.discrete and pred.avail_logit is not None:
             self.val_legal_accuracy.update(torch.sigmoid(pred.avail_logit), targets["next_avail"].long())
         error = (pred.next_state - targets["next_state"]).norm(dim=-1)
-        self.val_spearman.update(pred.uncertainty.float(), error.float())
+        val["spearman_u_error"].update(pred.uncertainty.float(), error.float())
 
     def on_validation_epoch_end(self) -> None:
-        metrics: dict[str, float | torch.Tensor] = {}
         if self.val_count.update_count == 0:
             return
-        for key, metric in self.val_mse.items():
-            metrics[f"val/mse_{key}"] = metric.compute()
-            metric.reset()
-        metrics["val/termination_accuracy"] = self.val_termination_accuracy.compute()
+        metrics: dict[str, float | torch.Tensor] = self.val_metrics.compute()
         positives, count = float(self.val_terminations.compute()), float(self.val_count.compute())
         if 0 < positives < count:  # AUROC is undefined with one class only (e.g. MPE: no terminations)
             metrics["val/termination_auroc"] = self.val_termination_auroc.compute()
         if self.discrete and self.val_legal_accuracy.update_count:
             metrics["val/legal_accuracy"] = self.val_legal_accuracy.compute()
-        metrics["val/spearman_u_error"] = self.val_spearman.compute()
-        self.log_uncertainty_plots()
-        for metric in (self.val_termination_accuracy, self.val_termination_auroc, self.val_terminations,
-                       self.val_count, self.val_legal_accuracy, self.val_spearman):
+        for metric in (self.val_metrics, self.val_termination_auroc, self.val_terminations, self.val_count,
+                       self.val_legal_accuracy):
             metric.reset()
-        metrics.update(self.open_loop_errors())
         self.log_dict(metrics, sync_dist=True)  # ranks validate the same episodes: the mean is unchanged
 
-    def log_uncertainty_plots(self) -> None:
-        """``val/u_histogram`` and ``val/u_calibration`` (binned u against the true next-state error) of this
-        validation epoch, for the loggers that draw; they read the (u, error) pairs the Spearman metric keeps."""
-        trainer = self._trainer
-        if trainer is None or trainer.sanity_checking or not trainer.is_global_zero or not self.val_spearman.preds:
-            return
-        u, error = dim_zero_cat(self.val_spearman.preds), dim_zero_cat(self.val_spearman.target)
-        step = trainer.global_step
-        log_histogram(self.loggers, "val/u_histogram", u, step)
-        log_calibration(self.loggers, "val/u_calibration", *calibration_bins(u, error), step)
-
-    @torch.no_grad()
-    def open_loop_errors(self) -> dict[str, float]:
-        """Mean squared next-state error (standardised units) after k open-loop model steps along the
-        dataset's own actions, for each k in ``open_loop_steps``, from fixed held-out starts."""
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None or not hasattr(dm, "storage_on") or len(getattr(dm, "val_indices", ())) == 0:
-            return {}
-        storage = dm.storage_on(self.device)
-        out = {}
-        for k in self.hparams.open_loop_steps:
-            starts = open_loop_starts(storage, dm.val_indices.to(self.device), k, self.hparams.open_loop_starts)
-            if len(starts) == 0:
-                continue
-            first = gather_transitions(storage, starts)
-            obs, state = first["obs"], first["state"]
-            for j in range(k):
-                step = first if j == 0 else gather_transitions(storage, starts + j)
-                result = self.step(obs, state, step["actions"])
-                obs, state = result.next_obs, result.next_state
-            error = (self.state_norm(state) - self.state_norm(step["next_state"])) ** 2
-            out[f"val/open_loop_mse_k{k}"] = float(error.mean())
-        return out
+    def validation_uncertainty(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """This rank's (u [M], true next-state error [M]) pairs of the validation epoch so far, the ones
+        ``val/spearman_u_error`` is computed from; None before the first batch. The module's
+        ``on_validation_epoch_end`` clears them: callbacks read them in theirs, which Lightning runs first."""
+        spearman = self.val_metrics["spearman_u_error"]
+        if not spearman.preds:
+            return None
+        return dim_zero_cat(spearman.preds), dim_zero_cat(spearman.target)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -313,19 +286,6 @@ def legal_from_logits(logits: torch.Tensor) -> torch.Tensor:
     legal = logits > 0
     best = F.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
     return legal | (best & ~legal.any(-1, keepdim=True))
-
-
-def open_loop_starts(storage: Batch, indices: torch.Tensor, k: int, limit: int) -> torch.Tensor:
-    """Up to ``limit`` steps of ``indices`` followed by k dataset transitions inside one episode,
-    spread evenly over ``indices`` (deterministic). Episodes end only at their last step, so a
-    termination can only end the k-th transition."""
-    ep = storage["episode_id"]
-    ends = indices + k - 1
-    inside = ends <= len(ep) - 1
-    valid = indices[inside][ep[ends[inside]] == ep[indices[inside]]]
-    if len(valid) > limit:
-        valid = valid[torch.linspace(0, len(valid) - 1, limit, device=valid.device).long()]
-    return valid
 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:

@@ -52,7 +52,7 @@ class JointOutputs(WorldModel):
     def gaussian_target(self, targets: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Target [B, G] and its feature mask [G] (padded observation features excluded)."""
         target = torch.cat([targets["state_delta"], targets["obs_delta"].flatten(1),
-                            targets["reward"].unsqueeze(-1)], -1)
+                            targets["rewards"].unsqueeze(-1)], -1)
         ones = torch.ones(self.state_dim, dtype=torch.bool, device=target.device)
         mask = torch.cat([ones, self.obs_mask.flatten(), ones[:1]])
         return target, mask

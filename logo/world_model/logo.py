@@ -140,7 +140,7 @@ class LogoWorldModel(WorldModel):
 
     # ------------------------------------------------------------------ losses and prediction
     def _deductive_loss(self, heads: Batch, targets: Batch) -> Batch:
-        target = torch.cat([targets["state_delta"], targets["reward"].unsqueeze(-1)], -1)
+        target = torch.cat([targets["state_delta"], targets["rewards"].unsqueeze(-1)], -1)
         parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, beta=self.hparams.nll_beta),
                  "termination": termination_loss(heads["done_logit"], targets["terminals"])}
         if self.discrete:

@@ -12,8 +12,8 @@ pytest.importorskip("gymnasium_robotics", reason="needs the 'mamujoco' extra")
 from logo.data.schema import DatasetSpec  # noqa: E402
 from logo.envs import make_env  # noqa: E402
 from logo.envs.base import MissingExtraError, MultiAgentEnv  # noqa: E402
+from logo.envs.episodes import run_episodes  # noqa: E402
 from logo.envs.policies import RandomPolicy  # noqa: E402
-from logo.envs.rollout import run_episodes  # noqa: E402
 from logo.errors import LogoError  # noqa: E402
 
 # scenario -> (agents, obs size of each agent, state_dim, action_dim), as gymnasium-robotics 1.4 builds them

@@ -13,8 +13,8 @@ from logo.data.schema import DatasetSpec
 from logo.envs import MultiAgentEnv, make_env
 from logo.envs import scripted_policy as registry_scripted_policy
 from logo.envs.base import MissingExtraError, TimeStep
+from logo.envs.episodes import run_episodes
 from logo.envs.policies import EpsilonPolicy, RandomPolicy
-from logo.envs.rollout import run_episodes
 from logo.errors import LogoError
 
 needs_mpe2 = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None, reason="mpe2 (logo[mpe]) not installed")

@@ -14,8 +14,8 @@ import pytest
 
 from logo.envs import make_env
 from logo.envs.base import MissingExtraError
+from logo.envs.episodes import run_episodes
 from logo.envs.policies import RandomPolicy
-from logo.envs.rollout import run_episodes
 from logo.errors import LogoError
 
 

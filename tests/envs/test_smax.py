@@ -13,8 +13,8 @@ import pytest
 from logo.envs import make_env, smax
 from logo.envs import scripted_policy as registry_scripted_policy
 from logo.envs.base import MissingExtraError, TimeStep
+from logo.envs.episodes import run_episodes
 from logo.envs.policies import EpsilonPolicy, RandomPolicy
-from logo.envs.rollout import run_episodes
 from logo.errors import LogoError
 
 needs_jaxmarl = pytest.mark.skipif(importlib.util.find_spec("jaxmarl") is None,

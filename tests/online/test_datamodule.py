@@ -7,7 +7,7 @@ import pytest
 
 from logo.data.schema import DatasetSpec
 from logo.data.validate import validate_dataset
-from logo.envs.rollout import episode_seed
+from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 from logo.online.datamodule import OnlineEnvDataModule
 from logo.online.replay import ReplayBuffer
@@ -54,7 +54,7 @@ def test_buffer_samples_terminations_only_as_terminal():
     _play(buffer, [5, 5], [True, False])
     batch = buffer.sample(500, np.random.default_rng(0))
     assert batch["state"].shape == (500, 4) and batch["actions"].shape == (500, 2, 1)
-    np.testing.assert_array_equal(batch["terminated"], batch["rewards"] == 4)  # truncated step 9 is not terminal
+    np.testing.assert_array_equal(batch["terminals"], batch["rewards"] == 4)  # truncated step 9 is not terminal
 
 
 def test_data_module_links_dims_and_seeds_episodes_reproducibly():

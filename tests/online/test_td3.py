@@ -15,8 +15,8 @@ from logo.cli import main
 from logo.data.reader import OfflineDataset
 from logo.data.validate import validate_dataset
 from logo.envs import make_env
+from logo.envs.episodes import episode_seed, run_episodes
 from logo.envs.policies import ModulePolicy
-from logo.envs.rollout import episode_seed, run_episodes
 from logo.errors import LogoError
 from logo.online.td3 import OnlineTD3, actor_loss, smooth_target_actions
 from logo.policy.checkpoint import load_policy
@@ -123,7 +123,7 @@ def test_actor_loss_never_reaches_the_critics():
     torch.manual_seed(0)
     model = OnlineTD3(2, 5, 7, "continuous", 3, hidden_sizes=[8])
     batch = {"state": torch.randn(16, 7), "next_state": torch.randn(16, 7), "actions": torch.rand(16, 2, 3) * 2 - 1,
-             "rewards": torch.randn(16), "terminated": torch.rand(16) < 0.3}
+             "rewards": torch.randn(16), "terminals": torch.rand(16) < 0.3}
     torch.manual_seed(1)
     model.losses(batch, update_actor=False)["critic_loss"].backward()
     critic_only = [p.grad.clone() for p in model.critic.parameters()]

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import seed_everything
 
 from logo.data import OfflineMARLDataModule
 from logo.dims import linked_dims
+from logo.trainer import LogoTrainer
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel
 
 SMALL = {
@@ -33,12 +34,13 @@ def build(cls, dm: OfflineMARLDataModule, **kwargs):
     return model
 
 
-def fit(model, dm: OfflineMARLDataModule, root: Path, max_steps: int) -> Trainer:
-    """Train ``max_steps`` updates as one epoch, then validate once."""
+def fit(model, dm: OfflineMARLDataModule, root: Path, max_steps: int) -> LogoTrainer:
+    """Train ``max_steps`` updates as one epoch, then validate once (logo's Trainer: with the world-model
+    diagnostics, as in ``logo fit``)."""
     dm.steps_per_epoch = max_steps
-    trainer = Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root),
-                      num_sanity_val_steps=0)
+    trainer = LogoTrainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root),
+                          num_sanity_val_steps=0)
     trainer.fit(model, dm)
     return trainer
 

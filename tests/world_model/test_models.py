@@ -9,8 +9,8 @@ from logo.data.reader import gather_transitions
 from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
-from logo.world_model.base import open_loop_starts
 from logo.world_model.joint import logo_parameter_count
+from logo.world_model.open_loop import open_loop_errors, open_loop_starts
 from tests.world_model.conftest import SMALL, build, datamodule, fit
 
 MODELS = [LogoWorldModel, DirectWorldModel, EnsembleWorldModel]
@@ -207,6 +207,40 @@ def test_validation_logs_every_metric(cls, discrete_dataset, tmp_path):
                  "val/open_loop_mse_k5", "val/open_loop_mse_k15"):
         assert name in logged, name
         assert torch.isfinite(trainer.callback_metrics[name]), name
+
+
+def test_open_loop_errors_are_the_logged_ones(discrete_dataset, tmp_path):
+    dm = datamodule(discrete_dataset)
+    model = build(LogoWorldModel, dm, open_loop_steps=[1, 3, 8], open_loop_starts=40)
+    trainer = fit(model, dm, tmp_path, max_steps=10)
+    errors = open_loop_errors(model.eval(), dm.storage_on(torch.device("cpu")), dm.val_indices, [1, 3, 8], 40)
+    assert list(errors) == [1, 3, 8]
+    for k, value in errors.items():
+        assert value == pytest.approx(float(trainer.callback_metrics[f"val/open_loop_mse_k{k}"]), rel=1e-6)
+    assert open_loop_errors(model, dm.storage_on(torch.device("cpu")), dm.val_indices[:0], [1, 3], 40) == {}
+
+
+def test_the_diagnostics_callback_is_added_once_and_leaves_other_modules_alone(discrete_dataset, tmp_path):
+    from lightning.pytorch import LightningModule
+
+    from logo.callbacks import WorldModelDiagnostics
+    from logo.trainer import LogoTrainer
+
+    def diagnostics(trainer):
+        return [c for c in trainer.callbacks if isinstance(c, WorldModelDiagnostics)]
+
+    assert len(diagnostics(LogoTrainer(logger=False))) == 1
+    mine = WorldModelDiagnostics()
+    assert diagnostics(LogoTrainer(logger=False, callbacks=[mine])) == [mine]
+
+    class NotAWorldModel(LightningModule):
+        def log_dict(self, *args, **kwargs):
+            raise AssertionError("the diagnostics logged for a module that is not a world model")
+
+    trainer = LogoTrainer(logger=False)
+    mine.on_validation_epoch_start(trainer, NotAWorldModel())
+    mine.on_validation_batch_end(trainer, NotAWorldModel(), None, None, 0)
+    mine.on_validation_epoch_end(trainer, NotAWorldModel())
 
 
 class CountedLogo(LogoWorldModel):

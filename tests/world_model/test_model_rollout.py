@@ -9,7 +9,7 @@ import torch
 from logo.cli import main
 from logo.data.reader import OfflineDataset, gather_transitions
 from logo.world_model import load_world_model, rollout
-from logo.world_model.rollout import StepResult, UniformPolicy
+from logo.world_model.model_rollout import StepResult, UniformPolicy
 from tests.world_model.conftest import datamodule
 
 
