@@ -59,7 +59,7 @@ class RankProbe(Callback):
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
             "params": _digest(p for p in pl_module.parameters()),
-            "buffer": _digest(buffer.data[k][:len(buffer)] for k in sorted(buffer.data)) if buffer else None,
+            "buffer": _digest(buffer.storage.filled(k) for k in sorted(buffer.storage.data)) if buffer else None,
             "buffer_size": len(buffer) if buffer else 0,
             "rounds": getattr(synthetic, "rounds", 0),
             "sampler": _digest([dm._train_batches.generator.get_state()]),
