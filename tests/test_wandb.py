@@ -25,6 +25,7 @@ from logo.provenance import code_version
 from tests.conftest import ROOT
 
 wandb = pytest.importorskip("wandb")
+from google.protobuf.message import DecodeError  # noqa: E402
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
 WANDB_CONFIG = str(ROOT / "configs/logger/wandb.yaml")
@@ -57,6 +58,8 @@ def wandb_records(path: Path):
         if left < 7 or (kind == 0 and length == 0):  # block trailer or zero padding
             pos += left
             continue
+        if pos + 7 + length > len(data):  # a chunk still being written: stop at the last complete record
+            return
         pieces += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
@@ -73,7 +76,12 @@ def read_offline_run(save_dir: Path, timeout: float = 30.0) -> OfflineRun:
     assert len(runs) == 1, runs
     path, deadline = next(runs[0].glob("run-*.wandb")), time.monotonic() + timeout
     while True:
-        records = list(wandb_records(path))
+        try:
+            records = list(wandb_records(path))
+        except DecodeError:  # read while wandb-core was writing a record: read again
+            if time.monotonic() > deadline:
+                raise
+            records = []
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
