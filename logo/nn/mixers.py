@@ -54,9 +54,11 @@ class QMixer(nn.Module):
         b = state.shape[0]
         extra = q.dim() - 2  # sample axes between the batch and the agents
         view = (b,) + (1,) * extra
-        w1 = self.hyper_w1(state).abs().view(*view, self.n_agents, self.embed_dim)  # [B, 1.., N, E]
+        w1 = self.hyper_w1(state).abs().view(b, self.n_agents, self.embed_dim)  # [B, N, E]
         b1 = self.hyper_b1(state).view(*view, self.embed_dim)  # [B, 1.., E]
         w2 = self.hyper_w2(state).abs().view(*view, self.embed_dim)  # [B, 1.., E]
         v = self.value(state).view(view)  # [B, 1..]
-        hidden = F.elu((q.unsqueeze(-2) @ w1).squeeze(-2) + b1)  # [B, ..., E]
+        # every sample of a state in one [M, N] @ [N, E] product: B matmuls, not one per (state, sample)
+        mixed = torch.bmm(q.reshape(b, -1, self.n_agents), w1).view(*q.shape[:-1], self.embed_dim)  # [B, ..., E]
+        hidden = F.elu(mixed + b1)  # [B, ..., E]
         return (hidden * w2).sum(-1) + v

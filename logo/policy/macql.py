@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+from torch.profiler import record_function
 from torchmetrics import MeanMetric
 
 from logo.dims import Batch
@@ -104,13 +105,28 @@ class DiscreteMACQL(OfflinePolicy):
 
     # ---- learning -----------------------------------------------------------------------------
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Per-transition [B] TD error, CQL term and Q_tot of the dataset actions (no reduction)."""
+        """Per-transition [B] TD error, CQL term and Q_tot of the dataset actions (no reduction).
+
+        The ``macql/*`` regions name its parts in ``torch.profiler`` traces (``benchmarks/update_profile.py``).
+        """
         hp = self.hparams
-        state_n = self.state_norm(batch["state"])
-        q = self.q_values(batch["obs"])  # [B, N, A]
-        actions = batch["actions"].long()  # [B, N]
-        q_data = self.mixer(q.gather(-1, actions.unsqueeze(-1)).squeeze(-1), state_n)  # [B]
-        with torch.no_grad():
+        with record_function("macql/q_values"):
+            state_n = self.state_norm(batch["state"])
+            q = self.q_values(batch["obs"])  # [B, N, A]
+            actions = batch["actions"].long()  # [B, N]
+            q_chosen = q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, N]
+        avail = batch.get("avail_actions")
+        if hp.cql_mode == "joint":  # the data's joint action and K sampled ones, mixed in one pass
+            with record_function("macql/cql_sampling"):
+                samples = sample_legal_joint_actions(avail, tuple(q.shape), hp.cql_samples, device=q.device)
+                q_samples = q.gather(-1, samples.transpose(1, 2)).transpose(1, 2)  # [B, K, N]
+            with record_function("macql/mixer"):
+                q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), q_samples], dim=1), state_n)  # [B, 1 + K]
+            q_data, q_tot_samples = q_tot[:, 0], q_tot[:, 1:]
+        else:
+            with record_function("macql/mixer"):
+                q_data = self.mixer(q_chosen, state_n)  # [B]
+        with torch.no_grad(), record_function("macql/td_target"):
             next_avail = batch.get("next_avail_actions")
             next_q_target = self.q_values(batch["next_obs"], target=True)  # [B, N, A]
             chooser = self.q_values(batch["next_obs"]) if hp.double_q else next_q_target
@@ -119,11 +135,8 @@ class DiscreteMACQL(OfflinePolicy):
                                            self.state_norm(batch["next_state"]))  # [B]
             target = td_target(hp.reward_scale * batch["rewards"], batch["terminals"], next_value, hp.gamma)
         out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data}
-        avail = batch.get("avail_actions")
         if hp.cql_mode == "joint":
-            samples = sample_legal_joint_actions(avail, tuple(q.shape), hp.cql_samples, device=q.device)
-            q_samples = q.unsqueeze(1).expand(-1, hp.cql_samples, -1, -1).gather(-1, samples.unsqueeze(-1))
-            out["cql"] = joint_cql_penalty(self.mixer(q_samples.squeeze(-1), state_n), q_data)  # [B]
+            out["cql"] = joint_cql_penalty(q_tot_samples, q_data)  # [B]
         else:
             out["cql"] = local_cql_penalty(q, actions, avail)
         return out
@@ -158,5 +171,6 @@ class DiscreteMACQL(OfflinePolicy):
         return self.act(batch["obs"], batch.get("avail_actions"))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.hparams.lr)
+        return torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.hparams.lr,
+                                foreach=True)
 
