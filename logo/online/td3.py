@@ -255,7 +255,8 @@ class OnlineTD3(ActingPolicy, LightningModule):
             self._eval_env = None
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=self.hparams.lr)
+        return torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=self.hparams.lr,
+                                foreach=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

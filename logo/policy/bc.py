@@ -101,4 +101,5 @@ class BCPolicy(OfflinePolicy):
         return self.act(batch["obs"], batch.get("avail_actions"))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                                foreach=True)

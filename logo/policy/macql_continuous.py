@@ -192,7 +192,7 @@ class ContinuousMACQL(OfflinePolicy):
             {"params": self.actor.parameters(), "lr": hp.actor_lr},
             {"params": self.critic.parameters(), "lr": hp.critic_lr},
             {"params": [self.log_alpha], "lr": hp.actor_lr},
-        ])
+        ], foreach=True)
 
     # ---- evaluation ---------------------------------------------------------------------------
 

@@ -272,7 +272,8 @@ class WorldModel(DataUnits, LightningModule):
         return dim_zero_cat(spearman.preds), dim_zero_cat(spearman.target)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                                foreach=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         record_class(self, checkpoint)
