@@ -4,8 +4,10 @@
 #   2. the engineering figures on the device (benchmarks/engineering.py --device ...);
 #   3. a two-stage fit on the device: the LOGO world model, then LOGO+MACQL rolling out in it, with
 #      updates/s and rollout transitions/s (benchmarks/two_stage.py).
-# Results land where docs/results.md reads them: benchmarks/results/engineering/<device>/ and
-# benchmarks/results/device_check/<device>/ (plus the pytest log there).
+# Results land where docs/results.md reads them: benchmarks/results/engineering/cuda/ and
+# benchmarks/results/device_check/cuda/ (plus the pytest log there). With --device cpu (a smoke test of the script,
+# about 1 minute on 2 cores) the figures go to benchmarks/results/quick/ and the rest to device_check/cpu/,
+# which git ignores.
 #
 #   bash benchmarks/device_check.sh                 # on a machine with a CUDA device
 #   bash benchmarks/device_check.sh --device cpu    # the same steps on the CPU (small sizes), to test the script
@@ -49,4 +51,6 @@ else
   OMP_NUM_THREADS=1 python benchmarks/two_stage.py --device cpu --out "$out" --world_model_steps 150 \
     --policy_steps 300 --warmup 50
 fi
-echo "device_check: done in $((SECONDS - start)) s; results in $out and benchmarks/results/engineering/$device"
+figures=benchmarks/results/engineering/$device
+[ "$device" = cuda ] || figures=benchmarks/results/quick/engineering/$device
+echo "device_check: done in $((SECONDS - start)) s; results in $out and $figures"

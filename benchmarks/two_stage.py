@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world_model_steps", type=int, default=600)
     parser.add_argument("--policy_steps", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=None, help="folder (default benchmarks/results/device_check/<device>)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder (default benchmarks/results/device_check/<device>)")
     opts = parser.parse_args(argv)
     if not Path(opts.dataset).exists():
         parser.error(f"--dataset: {opts.dataset} does not exist (logo collect --config "
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
               "machine": provenance.machine(torch.device(opts.device)),
               "world_model": {"steps": opts.world_model_steps, "warmup": opts.warmup,
                               "updates_per_s": wm_clock.updates_per_s()},
-              "policy": {"steps": opts.policy_steps, "warmup": opts.warmup, "updates_per_s": policy_clock.updates_per_s(),
+              "policy": {"steps": opts.policy_steps, "warmup": opts.warmup,
+                         "updates_per_s": policy_clock.updates_per_s(),
                          "rollout_rounds": len(policy_clock.rollout_rates),
                          "rollout_transitions_per_s": statistics.median(policy_clock.rollout_rates)}}
     provenance.write_json(out / "two_stage.json", result)
