@@ -117,7 +117,8 @@ def run(name: str, dataset: str, updates: int, warmup: int, device: torch.device
     ops = sorted((e for k, e in events.items() if k.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)[:12]
     top = [{"op": e.key, "self_ms": e.self_cpu_time_total / 1000 / updates, "calls": e.count // updates,
             "share": e.self_cpu_time_total / total} for e in ops]
-    return {"model": name, "class": type(model).__name__, "config": MODELS[name][0], "batch_size": dm.batch_size,
+    return {"model": name, "class": type(model).__name__, "config": MODELS[name][0], "dataset": dataset,
+            "batch_size": dm.batch_size,
             "ms_per_update": ms_per_update, "updates": updates, "phases": phases, "regions": regions,
             "top_ops": top}
 
@@ -141,12 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dataset", action="append", default=[], metavar="MODEL=PATH",
+                        help="another dataset for a model, e.g. "
+                             "macql_continuous=data/mamujoco/HalfCheetah-2x3/random.zarr")
     parser.add_argument("--out", default=None, help="result file (default benchmarks/results/profile/<device>.json)")
     opts = parser.parse_args(argv)
     device = torch.device(opts.device)
     results = []
+    datasets = {name: str(ROOT / path) for name, (_, path) in MODELS.items()}
+    for pair in opts.dataset:
+        name, _, path = pair.partition("=")
+        if name not in MODELS or not path:
+            parser.error(f"--dataset: expected MODEL=PATH with MODEL in {sorted(MODELS)}, got {pair!r}")
+        datasets[name] = str(Path(path).resolve())
     for name in opts.models:
-        dataset = str(ROOT / MODELS[name][1])
+        dataset = datasets[name]
         if not Path(dataset).exists():
             print(f"{name}: skipped, {dataset} does not exist (collect it first: docs/environments.md)")
             continue
