@@ -45,6 +45,9 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         seed: seeds the validation split and, offset by the rank, each rank's batch sampler and synthetic source.
         synthetic: where synthetic training transitions come from, e.g. ``ModelRollouts`` (LOGO's rollouts of
             the policy in a world model, uncertainty-weighted); None: real data only.
+        return_gamma: discount of the return-to-go every real row then carries (``returns_to_go [B]``; NaN on
+            synthetic rows), the yardstick of the critic's Q of the data's actions (``train/rtg_real``);
+            None: not computed.
         world_model: deprecated, use ``synthetic.init_args.world_model``.
         sampling: deprecated, use ``synthetic.init_args.sampling.mode`` (``none``: ``synthetic: null``).
         horizon: deprecated, use ``synthetic.init_args.horizon``.
@@ -67,7 +70,7 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
 
     def __init__(self, path: str, batch_size: int = 256, steps_per_epoch: int = 1000,
                  val_fraction: float = 0.1, val_batch_size: int = 4096, real_ratio: float = 0.5,
-                 seed: int = 0, synthetic: SyntheticSource | None = None,
+                 seed: int = 0, synthetic: SyntheticSource | None = None, return_gamma: float | None = None,
                  world_model: str | None = None, sampling: str | None = None, horizon: int | None = None,
                  rollout_every: int | None = None, rollout_batch: int | None = None,
                  buffer_rollouts: int | None = None, priority_center: float | None = None,
@@ -79,7 +82,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
                                        ("steps_per_epoch", steps_per_epoch, 1, None),
                                        ("val_batch_size", val_batch_size, 1, None),
                                        ("val_fraction", val_fraction, 0.0, 0.9),
-                                       ("real_ratio", real_ratio, 0.0, 1.0)):
+                                       ("real_ratio", real_ratio, 0.0, 1.0),
+                                       ("return_gamma", 0.0 if return_gamma is None else return_gamma, 0.0, 1.0)):
             if value < low or (high is not None and value > high):
                 bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
                 raise LogoError(f"data.{name}: expected a value {bound}, got {value}")
@@ -98,6 +102,7 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         self.val_batch_size = val_batch_size
         self.real_ratio = real_ratio
         self.seed = seed
+        self.return_gamma = return_gamma
         _, self.spec = open_dataset(self.path)  # attributes only: arrays are read in setup()
         # a source is only used when batches have room for it
         self.synthetic: SyntheticSource | None = synthetic if real_ratio < 1 else None
@@ -122,6 +127,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
     def _load(self) -> None:
         self.dataset = OfflineDataset.load(self.path)
         self._storage = self.dataset.storage()
+        if self.return_gamma is not None:
+            self._storage["returns_to_go"] = torch.from_numpy(self.dataset.returns_to_go(self.return_gamma))
         n_eps = self.dataset.n_episodes
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(n_eps)
@@ -185,6 +192,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
             if synthetic is None:  # source still empty: this batch is real only
                 n_real = len(batch)
         real = gather_transitions(storage, batch[:n_real])
+        if "returns_to_go" in storage:
+            real["returns_to_go"] = storage["returns_to_go"][batch[:n_real]]
         real["weights"] = torch.ones(n_real, device=batch.device)
         real["synthetic"] = torch.zeros(n_real, dtype=torch.bool, device=batch.device)
         if synthetic is None:
@@ -194,6 +203,8 @@ class OfflineMARLDataModule(LinkedDims, LightningDataModule):
         synthetic["synthetic"] = torch.ones(n_syn, dtype=torch.bool, device=batch.device)
         if "uncertainty" in synthetic:  # real rows have u = 0
             real["uncertainty"] = torch.zeros(n_real, device=batch.device)
+        if "returns_to_go" in real:  # the data's return is unknown for a synthetic row
+            synthetic["returns_to_go"] = torch.full((n_syn,), torch.nan, device=batch.device)
         missing = set(real) - set(synthetic)
         if missing:
             raise KeyError(f"synthetic batch lacks keys {sorted(missing)}")

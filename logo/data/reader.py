@@ -69,6 +69,22 @@ class OfflineDataset:
         """[E] undiscounted team return of every episode."""
         return np.add.reduceat(self.arrays["rewards"].astype(np.float64), self.arrays["episode_starts"])
 
+    def returns_to_go(self, gamma: float) -> np.ndarray:
+        """[T] float32 discounted return from each step to the end of its episode, ``sum_k gamma^k r_{t+k}``.
+
+        Nothing is bootstrapped past a truncation: it is what the data shows, the yardstick a critic's
+        Q of the data's actions is compared with (``train/rtg_real``), not a target.
+        """
+        rewards = self.arrays["rewards"].astype(np.float64)
+        out = np.empty_like(rewards)
+        bounds = self.episode_bounds()
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            acc = 0.0
+            for t in range(end - 1, start - 1, -1):
+                acc = rewards[t] + gamma * acc
+                out[t] = acc
+        return out.astype(np.float32)
+
     def steps_of(self, episodes: np.ndarray) -> np.ndarray:
         """Step indices belonging to the given episodes, in order."""
         return np.flatnonzero(np.isin(self.episode_ids(), episodes)).astype(np.int64)

@@ -82,12 +82,17 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
 
     def conservative_td_loss(self, parts: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
         """``td + cql_alpha * cql`` from a learner's per-row ``td``, ``cql`` (the CQL penalty), ``q_data`` and
-        ``q_data_attached`` [B], synthetic rows' CQL set by ``cql_synthetic``; logs each part (:meth:`log_split`)."""
+        ``q_data_attached`` [B], synthetic rows' CQL set by ``cql_synthetic``; logs each part (:meth:`log_split`),
+        and with the data module's ``return_gamma`` also ``train/rtg_real``: ``reward_scale`` times the real rows'
+        mean discounted return-to-go, in the units of ``train/q_data`` (``_real``), to see over- or under-estimation."""
         td = self.log_split("td", parts["td"], batch)
         values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
                                                  self.hparams.cql_synthetic)
         cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", parts["q_data"], batch)
+        if "returns_to_go" in batch and logs_this_step(self):  # data module's return_gamma: Q's yardstick
+            real = ~batch["synthetic"] if "synthetic" in batch else slice(None)
+            self.log("train/rtg_real", self.hparams.reward_scale * batch["returns_to_go"][real].mean())
         return td + self.hparams.cql_alpha * cql
 
     def log_split(self, name: str, values: torch.Tensor, batch: dict[str, Any], weights: torch.Tensor | None = None,

@@ -182,3 +182,25 @@ def test_split_keeps_a_training_episode_and_honours_no_validation(tmp_path, disc
     assert len(dm.val_episodes) == 0 and len(dm.train_episodes) == 60
     dm = _setup(discrete_dataset, val_fraction=0.001)  # rounds to 0 episodes: still one held out
     assert len(dm.val_episodes) == 1
+
+
+def test_returns_to_go_by_hand_and_in_batches(discrete_dataset):
+    dm = _setup(discrete_dataset, return_gamma=0.5, batch_size=16)
+    data = dm.dataset
+    rtg = data.returns_to_go(0.5)
+    start, end = data.episode_bounds()[:2]
+    rewards = data.arrays["rewards"][start:end].astype(np.float64)
+    by_hand = [sum(rewards[k] * 0.5 ** (k - t) for k in range(t, end - start)) for t in range(end - start)]
+    np.testing.assert_allclose(rtg[start:end], by_hand, rtol=1e-6)
+    assert rtg[end - 1] == pytest.approx(rewards[-1])  # nothing after an episode's last step, even a truncated one
+    batch = dm.on_after_batch_transfer(dm.val_indices[:8], 0)
+    torch.testing.assert_close(batch["returns_to_go"], torch.from_numpy(rtg)[dm.val_indices[:8]])
+    source = _FixedSynthetic(dm)
+    mixed = OfflineMARLDataModule(str(discrete_dataset), batch_size=40, real_ratio=0.75, steps_per_epoch=3,
+                                  return_gamma=0.5, synthetic=source)
+    seen = _spy_fit(mixed, max_steps=2)
+    for batch in seen["train"]:
+        assert batch["returns_to_go"][batch["synthetic"]].isnan().all()
+        assert not batch["returns_to_go"][~batch["synthetic"]].isnan().any()
+    with pytest.raises(LogoError, match=r"data.return_gamma: expected a value in \[0.0, 1.0\], got 1.5"):
+        OfflineMARLDataModule(str(discrete_dataset), return_gamma=1.5)

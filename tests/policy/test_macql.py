@@ -312,3 +312,21 @@ def test_baseline_world_models_feed_rollouts_with_their_own_uncertainty(discrete
     _trainer(5, callbacks=[record]).fit(DiscreteMACQL(**linked_dims(dm), **SMALL), dm)
     assert type(dm.synthetic.model).__name__ == world_model
     assert record.synthetic == [32] * 5 and bool((torch.cat(record.uncertainty) > 0).all())
+
+
+def test_q_of_the_data_is_logged_next_to_the_return_to_go(discrete_dataset, tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from tests.helpers import logged_metrics
+
+    dm = _dm(discrete_dataset, return_gamma=0.99)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, reward_scale=0.1)
+    Trainer(max_steps=4, accelerator="cpu", logger=CSVLogger(tmp_path, name="", version=""), log_every_n_steps=2,
+            limit_val_batches=0, enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False).fit(model, dm)
+    metrics = logged_metrics(tmp_path / "metrics.csv")
+    rtg = 0.1 * dm.dataset.returns_to_go(0.99)[dm.train_indices.numpy()]
+    logged = [value for (key, _), value in metrics.items() if key == "train/rtg_real"]
+    assert len(logged) == 2 and all(rtg.min() <= v <= rtg.max() for v in logged)
+    steps = sorted(step for key, step in metrics if key == "train/rtg_real")
+    assert steps == sorted(step for key, step in metrics if key == "train/q_data")  # logged side by side
