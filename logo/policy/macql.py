@@ -59,6 +59,8 @@ class DiscreteMACQL(OfflinePolicy):
         reward_scale: rewards are multiplied by this in the TD target.
         double_q: pick the next action with the online network (True) or the target network.
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
+        layer_norm: LayerNorm before each hidden activation of the agent network (a lever against the critic's
+            extrapolation off the data, in the spirit of LayerNorm critics for offline RL).
     """
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
@@ -67,11 +69,11 @@ class DiscreteMACQL(OfflinePolicy):
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
                  cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
-                 double_q: bool = True, rollout_epsilon: float = 0.1):
+                 double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
-        self.q_net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes))
+        self.q_net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes), layer_norm=layer_norm)
         self.mixer = QMixer(n_agents, state_dim, mixer_embed) if mixer == "qmix" else VDNMixer()
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)

@@ -330,3 +330,14 @@ def test_q_of_the_data_is_logged_next_to_the_return_to_go(discrete_dataset, tmp_
     assert len(logged) == 2 and all(rtg.min() <= v <= rtg.max() for v in logged)
     steps = sorted(step for key, step in metrics if key == "train/rtg_real")
     assert steps == sorted(step for key, step in metrics if key == "train/q_data")  # logged side by side
+
+
+def test_layer_norm_switch_builds_a_normalised_agent_network(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    plain = DiscreteMACQL(**linked_dims(dm), **SMALL)
+    normed = DiscreteMACQL(**linked_dims(dm), **SMALL, layer_norm=True)
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in plain.modules())
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in normed.q_net.modules()) == 2  # one per hidden layer
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in normed.q_target.modules()) == 2
+    _trainer(3).fit(normed, dm)
+    assert all(torch.isfinite(p).all() for p in normed.parameters())
