@@ -56,5 +56,7 @@ def td_target(rewards: torch.Tensor, terminals: torch.Tensor, next_value: torch.
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging ``target <- (1 - tau) * target + tau * source`` (one multi-tensor lerp, the kernel
     torch.optim uses; the same result as a ``lerp_`` per parameter)."""
-    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+    targets = list(target.parameters())
+    if targets:  # a module without parameters (VDN's sum) has nothing to average
+        torch._foreach_lerp_(targets, list(source.parameters()), tau)
 

@@ -341,3 +341,12 @@ def test_layer_norm_switch_builds_a_normalised_agent_network(discrete_dataset):
     assert sum(isinstance(m, torch.nn.LayerNorm) for m in normed.q_target.modules()) == 2
     _trainer(3).fit(normed, dm)
     assert all(torch.isfinite(p).all() for p in normed.parameters())
+
+
+def test_vdn_mixer_fits_and_its_parameterless_target_is_left_alone(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, mixer="vdn", cql_mode="local")
+    before = [p.clone() for p in model.q_target.parameters()]
+    _trainer(3).fit(model, dm)
+    assert not list(model.mixer_target.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.q_target.parameters()))  # Polyak moved the rest
