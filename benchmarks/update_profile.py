@@ -85,7 +85,7 @@ def update_fn(model, dm, clip: float | None, device: torch.device) -> Callable[[
         with record_function("optimizer"):
             optimizer.step()
         with record_function("target_update"):
-            for target, source in zip(targets[:len(sources)], sources):
+            for target, source in zip(targets, sources):
                 soft_update(target, source, tau)
 
     return update

@@ -28,9 +28,6 @@ from logo.dims import Batch
 from logo.distributed import gather_objects, own_entry
 from logo.errors import LogoError
 
-# The loaders below run in the main process (num_workers=0), where __len__ is exact.
-warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
-
 
 class OfflineMARLDataModule(LinkedDims, LightningDataModule):
     """Transitions from one logo zarr dataset, sampled from in-memory (on-device) tensors.

@@ -6,11 +6,15 @@ checkpoints and a resumed run draws exactly the batches the interrupted one woul
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
+
+# The loaders below run in the main process (num_workers=0), where __len__ is exact.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
 
 
 class RandomIndexBatches(IterableDataset):

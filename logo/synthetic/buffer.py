@@ -33,7 +33,6 @@ class SyntheticBuffer:
     def __init__(self, capacity: int, sampling: SamplingOptions | None = None,
                  generator: torch.Generator | None = None):
         self.options = sampling if sampling is not None else SamplingOptions()
-        self.mode = self.options.mode
         self.storage = TensorStorage(capacity)
         self.writer = RingWriter()
         self.sampler = make_sampler(self.options)
@@ -73,9 +72,9 @@ class SyntheticBuffer:
 
     def refresh(self, lazy: bool = False) -> None:
         """Rebuild what the sampler precomputes from the stored u (``lazy``: at the next draw)."""
-        if lazy and hasattr(self.sampler, "invalidate"):
+        if lazy:
             self.sampler.invalidate()
-        elif not lazy:
+        else:
             self.sampler.refresh(self.uncertainty())
 
     def sample(self, n: int) -> Batch | None:
@@ -85,7 +84,7 @@ class SyntheticBuffer:
             return None
         idx = self.sampler.sample(self.uncertainty(), n, self.generator)
         batch = self.storage.get(idx)
-        if self.mode == "penalty":
+        if self.options.mode == "penalty":
             batch["rewards"] = batch["rewards"] - self.options.penalty * batch["uncertainty"]
         batch["weights"] = torch.ones(n, device=idx.device)
         return batch

@@ -70,6 +70,9 @@ class UniformSampler:
     def refresh(self, u: torch.Tensor) -> None:
         """Nothing to rebuild."""
 
+    def invalidate(self) -> None:
+        """Nothing to mark stale."""
+
     def sample(self, u: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """``n`` slot indices drawn with replacement from the ``len(u)`` filled slots."""
         return torch.randint(len(u), (n,), generator=generator, device=u.device)
