@@ -9,6 +9,10 @@
   and the direct model relative to the 7-member ensemble (``benchmarks/world_model.py``), on MPE
   simple_spread and SMAX 3m medium; untrained models (cost does not depend on training); goal: LOGO's
   step <= 0.35x the ensemble's.
+* ``world_model_pareto``: LOGO and the 7-member ensemble each trained at a few hidden widths with the same budget,
+  held-out 1-step and 15-step open-loop errors against parameters, step time and rollout transitions/s, and the
+  sizes where the two families' errors match within 5% (``benchmarks/world_model_pareto.py``); goal: LOGO's step
+  <= 0.5x the ensemble's at equal accuracy. The longest figure (about 30 min on one core at full sizes).
 * ``dataset_load``: zarr -> memory load rate of a 1M-transition dataset and random batches from memory
   vs straight from zarr (``benchmarks/data_loading.py``); reported, no goal.
 
@@ -55,18 +59,22 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MPE = "data/mpe/simple_spread_v3/medium.zarr"
 SMAX = "data/smax/3m/medium.zarr"
-FIGURES = ("lightning_overhead", "sampler_share", "world_model_cost", "dataset_load")
+FIGURES = ("lightning_overhead", "sampler_share", "world_model_cost", "world_model_pareto", "dataset_load")
 
 # sizes: the issue's (full) and a small run that finishes all four figures in a few minutes on 2 CPU cores
 SETTINGS = {
     "full": {"overhead_steps": 1000, "overhead_warmup": 100, "overhead_rounds": 5,
              "buffer_size": 1_000_000, "sampler_repeats": 50, "sampler_rounds": 5,
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
-             "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000},
+             "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
+             "pareto_steps": 3000, "pareto_logo_widths": (128, 256, 512), "pareto_ensemble_widths": (50, 100, 200),
+             "pareto_smax": True},
     "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
               "wm_steps": 10, "wm_rounds": 3, "rollout_batch": 256, "rollout_repeats": 2,
-              "transitions": 100_000, "disk_batches": 3, "memory_batches": 300},
+              "transitions": 100_000, "disk_batches": 3, "memory_batches": 300,
+              "pareto_steps": 100, "pareto_logo_widths": (32, 64), "pareto_ensemble_widths": (16, 32),
+              "pareto_smax": False},
 }
 
 
@@ -323,6 +331,18 @@ def world_model_cost(s: dict, device: torch.device, opts: argparse.Namespace) ->
     }
 
 
+# ---------------------------------------------------------------- world_model_pareto
+def world_model_pareto(s: dict, device: torch.device, opts: argparse.Namespace) -> dict:
+    """Both families at several widths, same training budget, errors vs cost (``benchmarks/world_model_pareto.py``)."""
+    pareto = _sibling("world_model_pareto")
+    datasets = [opts.mpe_dataset] + ([opts.smax_dataset] if s["pareto_smax"] else [])
+    result = pareto.measure(datasets, s["pareto_logo_widths"], s["pareto_ensemble_widths"], s["pareto_steps"],
+                            opts.batch_size, opts.seed, device, rounds=s["wm_rounds"], round_steps=s["wm_steps"],
+                            rollout_batch=s["rollout_batch"], rollout_repeats=s["rollout_repeats"],
+                            horizon=opts.horizon, log=lambda line: print(line, flush=True))
+    return {**result, "detail": {"comparisons": result["comparisons"]}}
+
+
 # ---------------------------------------------------------------- dataset_load
 def dataset_load(s: dict, device: torch.device, opts: argparse.Namespace) -> dict:
     """Write a synthetic MPE-shaped dataset, then time its load into memory and random batches."""
@@ -356,7 +376,7 @@ def dataset_load(s: dict, device: torch.device, opts: argparse.Namespace) -> dic
 
 MEASURE: dict[str, Callable[[dict, torch.device, argparse.Namespace], dict]] = {
     "lightning_overhead": lightning_overhead, "sampler_share": sampler_share,
-    "world_model_cost": world_model_cost, "dataset_load": dataset_load}
+    "world_model_cost": world_model_cost, "world_model_pareto": world_model_pareto, "dataset_load": dataset_load}
 
 
 # ---------------------------------------------------------------- results files
@@ -377,6 +397,7 @@ TITLES = {
     "lightning_overhead": "Lightning overhead: DiscreteMACQL updates/s, `logo fit` vs a bare PyTorch loop",
     "sampler_share": "Sampler share: drawing the synthetic half-batch vs one policy update",
     "world_model_cost": "World-model cost: LOGO vs the direct model vs an ensemble of 7",
+    "world_model_pareto": "World-model cost at equal accuracy: LOGO vs an ensemble of 7, each at several widths",
     "dataset_load": "Dataset load: zarr -> memory, and random batches from memory vs zarr",
 }
 
@@ -402,6 +423,11 @@ COLUMNS: dict[str, list[tuple[str, str, Callable[[Any], str]]]] = {
                          ("step_ms", "train step (ms)", _num("{:.1f}")), ("step_ratio", "x ensemble", _num("{:.2f}x")),
                          ("rollout_per_s", "rollout transitions/s", _num("{:,.0f}")),
                          ("rollout_ratio", "x ensemble", _num("{:.2f}x"))],
+    "world_model_pareto": [("dataset", "dataset", str), ("model", "model", str), ("width", "width", str),
+                           ("params", "params", lambda v: f"{v / 1e6:.2f}M"), ("mse_1", "1-step MSE", _num("{:.4f}")),
+                           ("mse_15", "15-step MSE", _num("{:.3f}")), ("step_ms", "train step (ms)", _num("{:.1f}")),
+                           ("rollout_per_s", "rollout transitions/s", _num("{:,.0f}")),
+                           ("pareto", "Pareto", lambda v: "yes" if v else "")],
     "dataset_load": [("transitions", "transitions", _num("{:,}")), ("disk_mib", "on disk (MiB)", _num("{:,.0f}")),
                      ("memory_mib", "in memory (MiB)", _num("{:,.0f}")), ("load_seconds", "load (s)", _num("{:.2f}")),
                      ("load_gib_per_s", "load GiB/s", _num("{:.2f}")),
@@ -430,6 +456,9 @@ def figure_table(result: dict) -> str:
     lines = [f"### {TITLES.get(name, name)} ({result.get('device', '?')}{', quick' if result.get('quick') else ''})",
              "", "| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r.get(k), f) for k, _, f in columns) + " |" for r in rows]
+    if name == "world_model_pareto" and "detail" in result:  # the equal-accuracy comparisons under the rows
+        lines += [""] + _sibling("world_model_pareto").table({"rows": [], "comparisons": result["detail"][
+            "comparisons"]}).splitlines()[3:]
     summary = result.get("summary", {})
     goal, met = summary.get("goal"), summary.get("met")
     verdict = "no goal set (reported only)" if goal is None else \

@@ -47,12 +47,14 @@ MODELS = {"LOGO": (LogoWorldModel, {}),
           "ensemble-7": (EnsembleWorldModel, {"ensemble_size": 7, "elites": 5})}
 
 
-def train(cls, kwargs: dict, path: str, steps: int, batch_size: int, seed: int):
+def train(cls, kwargs: dict, path: str, steps: int, batch_size: int, seed: int,
+          device: torch.device = torch.device("cpu")):
     seed_everything(seed, verbose=False)
     dm = OfflineMARLDataModule(path, batch_size=batch_size, steps_per_epoch=steps, val_fraction=0.1, seed=seed)
     model = cls(**linked_dims(dm), **kwargs)
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,
+                      enable_model_summary=False, num_sanity_val_steps=0, devices=1,
+                      accelerator="gpu" if device.type == "cuda" else "cpu",
                       callbacks=[WorldModelDiagnostics()])  # val/open_loop_mse_k*
     begin = time.perf_counter()
     trainer.fit(model, dm)
