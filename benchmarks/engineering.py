@@ -68,13 +68,13 @@ SETTINGS = {
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
              "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
              "pareto_steps": 3000, "pareto_logo_widths": (128, 256, 512), "pareto_ensemble_widths": (50, 100, 200),
-             "pareto_smax": True},
+             "pareto_smax": True, "pareto_cache": "partial"},
     "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
               "wm_steps": 10, "wm_rounds": 3, "rollout_batch": 256, "rollout_repeats": 2,
               "transitions": 100_000, "disk_batches": 3, "memory_batches": 300,
               "pareto_steps": 100, "pareto_logo_widths": (32, 64), "pareto_ensemble_widths": (16, 32),
-              "pareto_smax": False},
+              "pareto_smax": False, "pareto_cache": "quick/partial"},
 }
 
 
@@ -335,11 +335,15 @@ def world_model_cost(s: dict, device: torch.device, opts: argparse.Namespace) ->
 def world_model_pareto(s: dict, device: torch.device, opts: argparse.Namespace) -> dict:
     """Both families at several widths, same training budget, errors vs cost (``benchmarks/world_model_pareto.py``)."""
     pareto = _sibling("world_model_pareto")
+    # each finished dataset is kept here until the figure is done, so a killed run continues where it stopped
+    cache = RESULTS / s["pareto_cache"] / f"world_model_pareto_{device.type}.json"
     datasets = [opts.mpe_dataset] + ([opts.smax_dataset] if s["pareto_smax"] else [])
     result = pareto.measure(datasets, s["pareto_logo_widths"], s["pareto_ensemble_widths"], s["pareto_steps"],
                             opts.batch_size, opts.seed, device, rounds=s["wm_rounds"], round_steps=s["wm_steps"],
                             rollout_batch=s["rollout_batch"], rollout_repeats=s["rollout_repeats"],
-                            horizon=opts.horizon, log=lambda line: print(line, flush=True))
+                            horizon=opts.horizon, log=lambda line: print(line, flush=True),
+                            cache=cache)
+    cache.unlink(missing_ok=True)  # finished: the figure's file holds it all
     return {**result, "detail": {"comparisons": result["comparisons"]}}
 
 
@@ -381,11 +385,11 @@ MEASURE: dict[str, Callable[[dict, torch.device, argparse.Namespace], dict]] = {
 
 # ---------------------------------------------------------------- results files
 def run_figure(name: str, quick: bool, device: torch.device, opts: argparse.Namespace, out: Path) -> dict:
-    begin = time.perf_counter()
+    begin, revision = time.perf_counter(), provenance.git_revision()  # the code that runs is the code at the start
     result = MEASURE[name](SETTINGS["quick" if quick else "full"], device, opts)
     result = {"figure": name, "quick": quick, "device": device.type, "config": result["config"],
               "rows": result["rows"], "summary": result["summary"], "wall_seconds": time.perf_counter() - begin,
-              "git_revision": provenance.git_revision(), "machine": provenance.machine(device),
+              "git_revision": revision, "machine": provenance.machine(device),
               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **({"detail": result["detail"]} if "detail" in result else {})}
     provenance.write_json(out, result)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -66,18 +67,32 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
             ensemble_widths: Sequence[int] = ENSEMBLE_WIDTHS, steps: int = 3000, batch_size: int = 256,
             seed: int = 0, device: torch.device = torch.device("cpu"), rounds: int = 5, round_steps: int = 10,
             rollout_batch: int = 1024, rollout_repeats: int = 3, horizon: int = 15, tol: float = TOLERANCE,
-            log: Any = print) -> dict:
+            log: Any = print, cache: Path | None = None) -> dict:
     """Train every (family, width) on every dataset with the same budget, then time them side by side.
 
     Returns ``{"config", "rows", "comparisons", "summary"}``; a row per (dataset, family, width) with
     ``params``, ``mse_1``, ``mse_15``, ``step_ms``, ``rollout_per_s``, ``fit_seconds`` and ``pareto`` (no other
     row of the dataset is at least as good on step time and both errors and better on one).
+
+    ``cache``: a JSON file the rows of each finished dataset are written to (with the settings and the git
+    revision they were measured at); a later call with the same settings takes those datasets from it, so an
+    interrupted run continues with the next dataset.
     """
     wm = _sibling("world_model")
     widths = {"LOGO": list(logo_widths), "ensemble-7": list(ensemble_widths)}
+    settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type,
+                "rounds": rounds, "round_steps": round_steps, "rollout_batch": rollout_batch, "horizon": horizon}
+    done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    if done.get("settings") != settings:
+        done = {"settings": settings, "datasets": {}}
     rows: list[dict] = []
     for path in datasets:
         name = "/".join(Path(path).parts[-3:-1]) + " " + Path(path).stem
+        if path in done["datasets"]:
+            log(f"{name}: taken from {cache} (measured at {done['datasets'][path]['git_revision']})")
+            rows += done["datasets"][path]["rows"]
+            continue
+        first = len(rows)
         trained, fits = {}, {}
         dm = None
         for family, (cls, kwargs_of) in families().items():
@@ -99,6 +114,9 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
                          "params": sum(p.numel() for p in model.parameters()),
                          "mse_1": metrics.get("val/mse_state"), "mse_15": metrics.get("val/open_loop_mse_k15"),
                          "step_ms": 1e3 * times[key], "rollout_per_s": rates[key], "fit_seconds": seconds})
+        if cache is not None:
+            done["datasets"][path] = {"git_revision": provenance.git_revision(), "rows": rows[first:]}
+            provenance.write_json(cache, done)
     mark_pareto(rows)
     comparisons = compare(rows, tol)
     matches = [c for c in comparisons if c["kind"] == "match"]
