@@ -157,7 +157,6 @@ class LogoWorldModel(WorldModel):
         mask = self.obs_mask
         z, mean, log_std = self.predictive(inputs)
         predictive_nll = gaussian_nll(mean, log_std, targets["obs_delta"], mask, self.hparams.nll_beta)
-        predictive_recon = masked_mse(self.pred_reconstruct(z), inputs["obs"], mask)
         predicted_obs, _ = self.next_obs_from(inputs["obs"], mean)
         # one deductive pass over true and predicted next observations stacked along the batch
         b = len(predicted_obs)
@@ -167,18 +166,20 @@ class LogoWorldModel(WorldModel):
         heads_true = {k: v[:b] for k, v in heads_both.items()}
         heads_hat = {k: v[b:] for k, v in heads_both.items()}
         deductive = self._deductive_loss(heads_true, targets)
-        deductive_recon = masked_mse(self.ded_reconstruct(h_true), targets["next_obs"].flatten(1),
-                                     mask.flatten().expand(b, -1))
         coupled = self._deductive_loss(heads_hat, targets)
         target = h_true.detach()  # relative to the latents' spread, so shrinking them cannot lower it
         latent = masked_mse(h_hat, target) / target.var(0).mean().clamp(min=1e-6)
         aux = masked_mse(self.auxiliary(z, inputs["state"]), targets["state_delta"])
         bounds = self.pred_bounds.penalty() + self.ded_bounds.penalty()
-        loss = (predictive_nll + self._weighted(deductive) + hp.coupling_weight * self._weighted(coupled)
-                + hp.reconstruction_weight * (predictive_recon + deductive_recon)
-                + hp.latent_weight * latent + hp.aux_weight * aux + BOUNDS_PENALTY * bounds)
-        parts = {"loss": loss, "predictive_nll": predictive_nll, "predictive_recon": predictive_recon,
-                 "deductive_nll": deductive["nll"], "deductive_recon": deductive_recon,
+        loss = predictive_nll + self._weighted(deductive) + hp.coupling_weight * self._weighted(coupled)
+        parts = {}
+        if hp.reconstruction_weight:  # the autoencoder terms; with weight 0 their heads are not run (nor logged)
+            parts["predictive_recon"] = masked_mse(self.pred_reconstruct(z), inputs["obs"], mask)
+            parts["deductive_recon"] = masked_mse(self.ded_reconstruct(h_true), targets["next_obs"].flatten(1),
+                                                  mask.flatten().expand(b, -1))
+            loss = loss + hp.reconstruction_weight * (parts["predictive_recon"] + parts["deductive_recon"])
+        loss = loss + hp.latent_weight * latent + hp.aux_weight * aux + BOUNDS_PENALTY * bounds
+        parts = {"loss": loss, "predictive_nll": predictive_nll, **parts, "deductive_nll": deductive["nll"],
                  "termination": deductive["termination"], "coupling": self._weighted(coupled),
                  "latent": latent, "aux_state": aux}
         if self.discrete:
