@@ -67,7 +67,7 @@ SETTINGS = {
              "buffer_size": 1_000_000, "sampler_repeats": 50, "sampler_rounds": 5,
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
              "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
-             "pareto_steps": 3000, "pareto_logo_widths": (128, 256, 512), "pareto_ensemble_widths": (50, 100, 200),
+             "pareto_steps": 3000, "pareto_logo_widths": (128, 256), "pareto_ensemble_widths": (50, 100, 200),
              "pareto_smax": True, "pareto_cache": "partial"},
     "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
@@ -344,6 +344,7 @@ def world_model_pareto(s: dict, device: torch.device, opts: argparse.Namespace) 
                             horizon=opts.horizon, log=lambda line: print(line, flush=True),
                             cache=cache)
     cache.unlink(missing_ok=True)  # finished: the figure's file holds it all
+    shutil.rmtree(cache.with_suffix(""), ignore_errors=True)
     return {**result, "detail": {"comparisons": result["comparisons"]}}
 
 

@@ -74,49 +74,57 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
     ``params``, ``mse_1``, ``mse_15``, ``step_ms``, ``rollout_per_s``, ``fit_seconds`` and ``pareto`` (no other
     row of the dataset is at least as good on step time and both errors and better on one).
 
-    ``cache``: a JSON file the rows of each finished dataset are written to (with the settings and the git
-    revision they were measured at); a later call with the same settings takes those datasets from it, so an
-    interrupted run continues with the next dataset.
+    ``cache``: a JSON file each trained model's errors are written to (its weights beside it, in a folder of the
+    same name), with the settings and the git revision it was trained at; a later call with the same settings
+    takes those models from it, so an interrupted run continues with the next model. Timing always runs anew.
     """
+    from logo.data import OfflineMARLDataModule
+    from logo.dims import linked_dims
+
     wm = _sibling("world_model")
     widths = {"LOGO": list(logo_widths), "ensemble-7": list(ensemble_widths)}
-    settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type,
-                "rounds": rounds, "round_steps": round_steps, "rollout_batch": rollout_batch, "horizon": horizon}
+    settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type}
     done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     if done.get("settings") != settings:
-        done = {"settings": settings, "datasets": {}}
+        done = {"settings": settings, "models": {}}
+    weights = None if cache is None else cache.with_suffix("")
     rows: list[dict] = []
     for path in datasets:
         name = "/".join(Path(path).parts[-3:-1]) + " " + Path(path).stem
-        if path in done["datasets"]:
-            log(f"{name}: taken from {cache} (measured at {done['datasets'][path]['git_revision']})")
-            rows += done["datasets"][path]["rows"]
-            continue
-        first = len(rows)
+        dm = OfflineMARLDataModule(path, batch_size=batch_size, steps_per_epoch=steps, val_fraction=0.1, seed=seed)
+        dm.setup("fit")  # train()'s split and statistics: the timing inputs and the dims
         trained, fits = {}, {}
-        dm = None
         for family, (cls, kwargs_of) in families().items():
             for w in widths[family]:
                 key = f"{family} w={w}"
-                model, dm, metrics, seconds = wm.train(cls, kwargs_of(w), path, steps, batch_size, seed,
-                                                       device=device)
-                trained[key], fits[key] = model, (family, w, metrics, seconds)
-                log(f"{name} {key}: {steps} updates in {seconds:.0f} s, 1-step {metrics.get('val/mse_state', 0):.4f}, "
-                    f"15-step {metrics.get('val/open_loop_mse_k15', 0):.4f}")
-        for model in trained.values():
-            model.to(device)
+                entry = done["models"].get(f"{path}|{key}")
+                if entry is not None:
+                    model = cls(**linked_dims(dm), **kwargs_of(w))
+                    model.load_state_dict(torch.load(weights / entry["weights"], map_location="cpu"))
+                    log(f"{name} {key}: taken from {cache} (trained at {entry['git_revision']})")
+                else:
+                    model, _, metrics, seconds = wm.train(cls, kwargs_of(w), path, steps, batch_size, seed,
+                                                          device=device)
+                    entry = {"mse_1": metrics.get("val/mse_state"), "mse_15": metrics.get("val/open_loop_mse_k15"),
+                             "fit_seconds": seconds, "git_revision": provenance.git_revision()}
+                    log(f"{name} {key}: {steps} updates in {seconds:.0f} s, 1-step {entry['mse_1']:.4f}, "
+                        f"15-step {entry['mse_15']:.4f}")
+                    if cache is not None:
+                        entry["weights"] = f"{Path(path).parent.name}_{Path(path).stem}_{family}_{w}.pt"
+                        weights.mkdir(parents=True, exist_ok=True)
+                        torch.save(model.state_dict(), weights / entry["weights"])
+                        done["models"][f"{path}|{key}"] = entry
+                        provenance.write_json(cache, done)
+                trained[key], fits[key] = model.to(device), (family, w, entry)
         batch, start = wm.timing_inputs(dm, batch_size, rollout_batch, seed, device)
-        times = wm.step_times(trained, batch, rounds=rounds, steps=round_steps)
+        times = wm.step_times(trained, batch, rounds=rounds, steps=round_steps)  # trains them on: timing comes last
         rates = wm.rollout_rates(trained, start, horizon=horizon, repeats=rollout_repeats)
         for key, model in trained.items():
-            family, w, metrics, seconds = fits[key]
+            family, w, entry = fits[key]
             rows.append({"dataset": name, "path": path, "model": family, "width": w,
-                         "params": sum(p.numel() for p in model.parameters()),
-                         "mse_1": metrics.get("val/mse_state"), "mse_15": metrics.get("val/open_loop_mse_k15"),
-                         "step_ms": 1e3 * times[key], "rollout_per_s": rates[key], "fit_seconds": seconds})
-        if cache is not None:
-            done["datasets"][path] = {"git_revision": provenance.git_revision(), "rows": rows[first:]}
-            provenance.write_json(cache, done)
+                         "params": sum(p.numel() for p in model.parameters()), "mse_1": entry["mse_1"],
+                         "mse_15": entry["mse_15"], "step_ms": 1e3 * times[key], "rollout_per_s": rates[key],
+                         "fit_seconds": entry["fit_seconds"], "trained_at": entry["git_revision"]})
     mark_pareto(rows)
     comparisons = compare(rows, tol)
     matches = [c for c in comparisons if c["kind"] == "match"]
