@@ -61,6 +61,10 @@ class DiscreteMACQL(OfflinePolicy):
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
         layer_norm: LayerNorm before each hidden activation of the agent network (a lever against the critic's
             extrapolation off the data, in the spirit of LayerNorm critics for offline RL).
+        compile_losses: run training steps' :meth:`losses` (forward and backward) through ``torch.compile``
+            (opt-in; the first update compiles, about a minute on a CPU; validation stays eager). Random draws use
+            eager's generator (inductor's ``fallback_random``), so the numbers match eager's up to float
+            summation order (``benchmarks/compile_losses.py`` measures both).
     """
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
@@ -69,7 +73,8 @@ class DiscreteMACQL(OfflinePolicy):
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
                  cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
-                 double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False):
+                 double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
+                 compile_losses: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
@@ -79,6 +84,7 @@ class DiscreteMACQL(OfflinePolicy):
         self.mixer_target = copy.deepcopy(self.mixer).requires_grad_(False)
         self.val_td = MeanMetric()
         self.val_q = MeanMetric()
+        self._compiled_losses = None  # built at the first training step with compile_losses
 
     # ---- acting -------------------------------------------------------------------------------
     def q_values(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
@@ -143,8 +149,24 @@ class DiscreteMACQL(OfflinePolicy):
             out["cql"] = local_cql_penalty(q, actions, avail)
         return out
 
+    def _loss_tensors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``losses`` as the tensors the compiled graph returns: td, cql, q_data_attached [B]. Returning ``q_data``
+        too (a detached alias of ``q_data_attached``) made AOTAutograd fail (an IndexError in its output-alias
+        handling, torch 2.13.0), so the detached copy is made outside the graph."""
+        out = self.losses(batch)
+        return out["td"], out["cql"], out["q_data_attached"]
+
+    def training_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """:meth:`losses` of a training step: eager, or compiled once with ``compile_losses``."""
+        if not self.hparams.compile_losses:
+            return self.losses(batch)
+        if self._compiled_losses is None:
+            self._compiled_losses = torch.compile(self._loss_tensors, options={"fallback_random": True})
+        td, cql, q_data = self._compiled_losses(batch)
+        return {"td": td, "cql": cql, "q_data": q_data.detach(), "q_data_attached": q_data}
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.conservative_td_loss(self.losses(batch), batch)
+        loss = self.conservative_td_loss(self.training_losses(batch), batch)
         if logs_this_step(self):
             self.log("train/loss", loss, prog_bar=True)
         return loss
