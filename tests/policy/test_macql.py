@@ -350,3 +350,29 @@ def test_vdn_mixer_fits_and_its_parameterless_target_is_left_alone(discrete_data
     _trainer(3).fit(model, dm)
     assert not list(model.mixer_target.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.q_target.parameters()))  # Polyak moved the rest
+
+
+@pytest.mark.slow  # torch.compile takes 20-70 s on 2 CPU cores
+def test_compiled_losses_match_eager_and_train(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    dm.setup("fit")
+    eager = DiscreteMACQL(**linked_dims(dm), **SMALL)
+    compiled = DiscreteMACQL(**linked_dims(dm), **SMALL, compile_losses=True)
+    compiled.load_state_dict(eager.state_dict())
+    batch = dm.on_after_batch_transfer(dm.train_indices[:64], 0)
+    rng = torch.get_rng_state()
+    out = {}
+    for name, model in (("eager", eager), ("compiled", compiled)):
+        torch.set_rng_state(rng)  # the same sampled CQL joint actions: compiled code draws from eager's generator
+        parts = model.training_losses(batch)
+        (parts["td"].mean() + parts["cql"].mean()).backward()
+        out[name] = parts, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    for key in ("td", "cql", "q_data", "q_data_attached"):
+        torch.testing.assert_close(out["compiled"][0][key], out["eager"][0][key], rtol=1e-5, atol=1e-5)
+    assert not out["compiled"][0]["q_data"].requires_grad and out["compiled"][0]["q_data_attached"].requires_grad
+    assert len(out["compiled"][1]) == len(out["eager"][1]) > 0
+    for g_compiled, g_eager in zip(out["compiled"][1], out["eager"][1]):
+        torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)
+    assert compiled._compiled_losses is not None and eager._compiled_losses is None
+    _trainer(5).fit(compiled, dm)  # the switch inside a real fit (validation stays eager)
+    assert all(torch.isfinite(p).all() for p in compiled.parameters())
