@@ -50,3 +50,18 @@ def test_tables_show_each_figure_with_its_numbers_goal_and_provenance(tmp_path):
 
 def test_tables_of_an_empty_folder_say_so(tmp_path):
     assert "no engineering results" in tables(tmp_path)
+
+
+def test_the_pareto_figure_shows_its_rows_and_the_equal_accuracy_comparisons(tmp_path):
+    rows = [{"dataset": "mpe", "model": "LOGO", "width": 256, "params": 780_000, "mse_1": 0.0076, "mse_15": 0.208,
+             "step_ms": 36.4, "rollout_per_s": 32208.0, "pareto": True}]
+    comparisons = [{"kind": "match", "dataset": "mpe", "logo": "w=256", "ensemble": "w=100", "mse_1_ratio": 1.01,
+                    "mse_15_ratio": 0.97, "params_ratio": 1.5, "step_ratio": 1.2, "rollout_ratio": 1.4}]
+    write_json(tmp_path / "cpu" / "world_model_pareto.json", _result(
+        "world_model_pareto", rows, {"goal": "LOGO step ≤ 0.5x the ensemble's at equal accuracy", "met": False,
+                                     "headline": "1 equal-accuracy pair(s)"}, detail={"comparisons": comparisons}))
+    out = tables(tmp_path)
+    assert out.startswith("### World-model cost at equal accuracy")
+    assert "| mpe | LOGO | 256 | 0.78M | 0.0076 | 0.208 | 36.4 | 32,208 | yes |" in out
+    assert "| mpe | match | w=256 | w=100 | 1.01 | 0.97 | 1.50x | 1.20x | 1.40x |" in out
+    assert "**not met**. 1 equal-accuracy pair(s)" in out
