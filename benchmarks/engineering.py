@@ -12,7 +12,8 @@
 * ``world_model_pareto``: LOGO and the 7-member ensemble each trained at a few hidden widths with the same budget,
   held-out 1-step and 15-step open-loop errors against parameters, step time and rollout transitions/s, and the
   sizes where the two families' errors match within 5% (``benchmarks/world_model_pareto.py``); goal: LOGO's step
-  <= 0.5x the ensemble's at equal accuracy. The longest figure (about 30 min on one core at full sizes).
+  <= 0.5x the ensemble's at equal accuracy; MPE only here (``world_model_pareto.py`` alone adds SMAX 3m). The
+  longest figure (about 10 min of one core at full sizes, far longer in wall time on shared cores).
 * ``dataset_load``: zarr -> memory load rate of a 1M-transition dataset and random batches from memory
   vs straight from zarr (``benchmarks/data_loading.py``); reported, no goal.
 
@@ -68,7 +69,7 @@ SETTINGS = {
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
              "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
              "pareto_steps": 3000, "pareto_logo_widths": (128, 256), "pareto_ensemble_widths": (50, 100, 200),
-             "pareto_smax": True, "pareto_cache": "partial"},
+             "pareto_smax": False, "pareto_cache": "partial"},
     "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
               "wm_steps": 10, "wm_rounds": 3, "rollout_batch": 256, "rollout_repeats": 2,

@@ -82,6 +82,7 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
     from logo.dims import linked_dims
 
     wm = _sibling("world_model")
+    revision = provenance.git_revision()  # the code that runs is the code at the start
     widths = {"LOGO": list(logo_widths), "ensemble-7": list(ensemble_widths)}
     settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type}
     done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
@@ -106,7 +107,7 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
                     model, _, metrics, seconds = wm.train(cls, kwargs_of(w), path, steps, batch_size, seed,
                                                           device=device)
                     entry = {"mse_1": metrics.get("val/mse_state"), "mse_15": metrics.get("val/open_loop_mse_k15"),
-                             "fit_seconds": seconds, "git_revision": provenance.git_revision()}
+                             "fit_seconds": seconds, "git_revision": revision}
                     log(f"{name} {key}: {steps} updates in {seconds:.0f} s, 1-step {entry['mse_1']:.4f}, "
                         f"15-step {entry['mse_15']:.4f}")
                     if cache is not None:
