@@ -1,7 +1,7 @@
 """What parts of a LOGO world-model training step cost, measured side by side (issue 17's LOGO items).
 
 On one identical batch, with the models interleaved round-robin (``world_model.py``'s ``step_times``:
-forward, loss, backward and Adam), three variants of the same initial LOGO model:
+forward, loss, backward and Adam; this process's CPU time, as the cores are shared), three variants of the same initial LOGO model:
 
 * ``LOGO``: the model as shipped (one deductive pass over the true and predicted next observations
   stacked along the batch; both reconstruction heads run every step);
@@ -24,6 +24,7 @@ import argparse
 import copy
 import importlib
 import sys
+import time
 from pathlib import Path
 from types import MethodType, ModuleType
 
@@ -76,7 +77,7 @@ def measure(path: str, batch_size: int, seed: int, rounds: int, steps: int) -> d
     batch, _ = wm.timing_inputs(dm, batch_size, 1, seed)
     with torch.no_grad():
         loss = {name: m._parts(batch)[2]["loss"].item() for name, m in models.items()}
-    times = wm.step_times(models, batch, rounds=rounds, steps=steps)
+    times = wm.step_times(models, batch, rounds=rounds, steps=steps, clock=time.process_time)  # CPU seconds
     return {"dataset": path, "dims": linked_dims(dm), "batch_size": batch_size,
             "rows": [{"variant": name, "step_ms": 1e3 * t, "ratio": t / times["LOGO"], "initial_loss": loss[name]}
                      for name, t in times.items()]}

@@ -84,27 +84,31 @@ def timing_inputs(dm: OfflineMARLDataModule, batch_size: int, rollout_batch: int
     return batch, start
 
 
-def step_times(models: dict, batch: dict, rounds: int, steps: int) -> dict[str, float]:
-    """Median seconds per optimiser step of each model on the same batch, models interleaved round-robin."""
+def step_times(models: dict, batch: dict, rounds: int, steps: int, clock=time.perf_counter) -> dict[str, float]:
+    """Median seconds per optimiser step of each model on the same batch, models interleaved round-robin.
+
+    ``clock``: wall time by default; ``time.process_time`` (this process's CPU seconds) measures the work alone
+    on shared CPU cores, where other jobs stretch wall time (CPU only: it does not see a GPU's work)."""
     optims = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds + 1):  # the first round warms up
         for name, model in models.items():
             model.train()
             _sync(model)
-            begin = time.perf_counter()
+            begin = clock()
             for _ in range(steps):
                 _, _, parts = model._parts(batch)
                 optims[name].zero_grad()
                 parts["loss"].backward()
                 optims[name].step()
             _sync(model)
-            times[name].append((time.perf_counter() - begin) / steps)
+            times[name].append((clock() - begin) / steps)
     return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
-def rollout_rates(models: dict, start: dict, horizon: int, repeats: int) -> dict[str, float]:
-    """Median model transitions per second of H-step rollouts from ``start`` under a uniform policy, interleaved."""
+def rollout_rates(models: dict, start: dict, horizon: int, repeats: int, clock=time.perf_counter) -> dict[str, float]:
+    """Median model transitions per second of H-step rollouts from ``start`` under a uniform policy, interleaved
+    (``clock`` as in :func:`step_times`)."""
     rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
         for name, model in models.items():
@@ -112,9 +116,9 @@ def rollout_rates(models: dict, start: dict, horizon: int, repeats: int) -> dict
             gen = torch.Generator(device=_sync(model)).manual_seed(0)
             policy = UniformPolicy(model.n_agents, model.action_size, model.discrete, model.action_low,
                                    model.action_high, gen)
-            begin = time.perf_counter()
+            begin = clock()
             result = rollout(model, policy, start, horizon, generator=gen)
-            rates[name].append(result.alive.sum().item() / (time.perf_counter() - begin))  # .item() waits
+            rates[name].append(result.alive.sum().item() / (clock() - begin))  # .item() waits
     return {name: statistics.median(r) for name, r in rates.items()}
 
 

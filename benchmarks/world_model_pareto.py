@@ -7,7 +7,8 @@ next-state MSE along the dataset's own actions (``val/open_loop_mse_k15``, the
 ``WorldModelDiagnostics`` callback), both in standardised units. Cost is measured afterwards on the
 trained models, interleaved round-robin in one process so they share the machine's noise: training
 step time on one identical batch (Adam, as ``world_model.py``'s ``step_times``) and H=15 rollout
-transitions/s under a uniform random policy.
+transitions/s under a uniform random policy. On a CPU both are measured in this process's CPU time
+(``time.process_time``; run with one torch thread), since jobs sharing the cores stretch wall time.
 
 Widths: LOGO ``hidden_sizes=[w, w]`` with ``latent_dim=w // 2`` (the default LOGO is w=256); the
 ensemble ``hidden_sizes=[w] * 4``, 7 members, 5 elites (the default is w=200). Sizes are chosen for
@@ -83,6 +84,8 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
 
     wm = _sibling("world_model")
     revision = provenance.git_revision()  # the code that runs is the code at the start
+    # on a CPU, this process's CPU time: the cores are shared, and other jobs stretch wall time (not each model alike)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
     widths = {"LOGO": list(logo_widths), "ensemble-7": list(ensemble_widths)}
     settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type}
     done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
@@ -118,8 +121,9 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
                         provenance.write_json(cache, done)
                 trained[key], fits[key] = model.to(device), (family, w, entry)
         batch, start = wm.timing_inputs(dm, batch_size, rollout_batch, seed, device)
-        times = wm.step_times(trained, batch, rounds=rounds, steps=round_steps)  # trains them on: timing comes last
-        rates = wm.rollout_rates(trained, start, horizon=horizon, repeats=rollout_repeats)
+        # trains them on: timing comes last
+        times = wm.step_times(trained, batch, rounds=rounds, steps=round_steps, clock=clock)
+        rates = wm.rollout_rates(trained, start, horizon=horizon, repeats=rollout_repeats, clock=clock)
         for key, model in trained.items():
             family, w, entry = fits[key]
             rows.append({"dataset": name, "path": path, "model": family, "width": w,
@@ -139,7 +143,8 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
     return {"config": {"datasets": list(datasets), "widths": widths, "steps": steps, "batch_size": batch_size,
                        "seed": seed, "trainer": "benchmarks/world_model.py train (WorldModelDiagnostics, "
                                                 "val_fraction 0.1, one epoch of `steps` updates)",
-                       "timing": {"optimizer": "Adam(lr=1e-4)", "rounds": rounds, "steps_per_round": round_steps,
+                       "timing": {"clock": "process CPU time" if device.type == "cpu" else "wall",
+                                  "optimizer": "Adam(lr=1e-4)", "rounds": rounds, "steps_per_round": round_steps,
                                   "rollout_batch": rollout_batch, "rollout_repeats": rollout_repeats,
                                   "horizon": horizon, "rollout_policy": "uniform random"},
                        "tolerance": tol},
