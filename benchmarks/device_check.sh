@@ -3,10 +3,12 @@
 #   1. the GPU tests (pytest -m gpu);
 #   2. the engineering figures on the device (benchmarks/engineering.py --device ...);
 #   3. a two-stage fit on the device: the LOGO world model, then LOGO+MACQL rolling out in it, with
-#      updates/s and rollout transitions/s (benchmarks/two_stage.py).
+#      updates/s and rollout transitions/s (benchmarks/two_stage.py);
+#   4. DiscreteMACQL's opt-in torch.compile of its losses against eager: compile time, updates/s and parameter
+#      agreement (benchmarks/compile_losses.py).
 # Results land where docs/results.md reads them: benchmarks/results/engineering/cuda/ and
 # benchmarks/results/device_check/cuda/ (plus the pytest log there). With --device cpu (a smoke test of the script,
-# about 1 minute on 2 cores) the figures go to benchmarks/results/quick/ and the rest to device_check/cpu/,
+# about 2 minutes on 2 idle cores) the figures go to benchmarks/results/quick/ and the rest to device_check/cpu/,
 # which git ignores.
 #
 #   bash benchmarks/device_check.sh                 # on a machine with a CUDA device
@@ -33,23 +35,31 @@ start=$SECONDS
 [ -e data/mpe/simple_spread_v3/medium.zarr ] || logo collect --config configs/collect/mpe_simple_spread_v3_medium.yaml
 [ -e data/smax/3m/medium.zarr ] || logo collect --config configs/collect/smax_3m_medium.yaml
 
-echo "== 1/3 pytest -m gpu"
+echo "== 1/4 pytest -m gpu"
 # on the CPU the GPU tests skip themselves; pytest's exit 5 (none ran) is not a failure here
 python -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee "$out/pytest_gpu.log" || [ "${PIPESTATUS[0]}" = 5 ]
 
-echo "== 2/3 engineering figures on $device"
+echo "== 2/4 engineering figures on $device"
 if [ "$device" = cuda ]; then
   python benchmarks/engineering.py --device cuda --force
 else
   OMP_NUM_THREADS=1 python benchmarks/engineering.py --device cpu --quick --force
 fi
 
-echo "== 3/3 two-stage fit on $device"
+echo "== 3/4 two-stage fit on $device"
 if [ "$device" = cuda ]; then
   python benchmarks/two_stage.py --device cuda --out "$out"
 else
   OMP_NUM_THREADS=1 python benchmarks/two_stage.py --device cpu --out "$out" --world_model_steps 150 \
     --policy_steps 300 --warmup 50
+fi
+
+echo "== 4/4 torch.compile of DiscreteMACQL's losses vs eager on $device"
+if [ "$device" = cuda ]; then
+  python benchmarks/compile_losses.py --device cuda --out "$out/compile_losses.json"
+else
+  OMP_NUM_THREADS=1 python benchmarks/compile_losses.py --device cpu --out "$out/compile_losses.json" --updates 50 \
+    --rounds 2 --round_updates 20
 fi
 figures=benchmarks/results/engineering/$device
 [ "$device" = cuda ] || figures=benchmarks/results/quick/engineering/$device

@@ -21,4 +21,7 @@ def test_device_check_script_runs_on_the_cpu():
     assert two_stage["world_model"]["updates_per_s"] > 0 and two_stage["policy"]["rollout_transitions_per_s"] > 0
     assert "passed" in (out / "pytest_gpu.log").read_text() or "skipped" in (out / "pytest_gpu.log").read_text()
     figures = ROOT / "benchmarks" / "results" / "quick" / "engineering" / "cpu"
-    assert {p.stem for p in figures.glob("*.json")} >= {"lightning_overhead", "world_model_cost"}
+    assert {p.stem for p in figures.glob("*.json")} >= {"lightning_overhead", "world_model_cost", "world_model_pareto"}
+    compiled = json.loads((out / "compile_losses.json").read_text())
+    assert compiled["updates_per_s"]["compiled"] > 0 and compiled["compile_seconds"] > 0
+    assert compiled["params_max_abs_diff"] < 1e-2  # 50 updates from the same start: rounding-level drift only
