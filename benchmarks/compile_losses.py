@@ -63,7 +63,9 @@ def _param_diff(a: torch.nn.Module, b: torch.nn.Module) -> tuple[float, float]:
 
 
 def measure(dataset: str = DATASET, updates: int = 300, rounds: int = 5, round_updates: int = 100,
-            device: torch.device = torch.device("cpu")) -> dict:
+            device: torch.device = torch.device("cpu"), backend: str | None = None) -> dict:
+    """``backend``: None for the module's own ``torch.compile`` (inductor, ``fallback_random``); another
+    ``torch.compile`` backend (e.g. ``aot_eager``: AOTAutograd's graphs run by eager kernels) to see where time goes."""
     profile = _sibling("update_profile")
     eager, dm, clip = profile.build("macql_discrete", dataset, device)
     hparams = {k: v for k, v in eager.hparams.items() if not k.startswith("_")}
@@ -71,6 +73,8 @@ def measure(dataset: str = DATASET, updates: int = 300, rounds: int = 5, round_u
     compiled.load_state_dict(eager.state_dict())  # the same weights, targets and normalisation buffers
     compiled.log = lambda *args, **kwargs: None
     compiled.train()
+    if backend is not None:
+        compiled._compiled_losses = torch.compile(compiled._loss_tensors, backend=backend)
     nudged = type(eager)(**hparams).to(device)
     nudged.load_state_dict(eager.state_dict())
     with torch.no_grad():
@@ -109,7 +113,7 @@ def measure(dataset: str = DATASET, updates: int = 300, rounds: int = 5, round_u
             cpu[name].append(round_updates / (time.process_time() - begin_cpu))
     rates = {name: statistics.median(r) for name, r in times.items()}
     cpu_rates = {name: statistics.median(r) for name, r in cpu.items()}
-    return {"dataset": dataset, "model": "DiscreteMACQL", "policy_config": profile.MODELS["macql_discrete"][0],
+    return {"dataset": dataset, "model": "DiscreteMACQL", "backend": backend or "inductor (fallback_random)", "policy_config": profile.MODELS["macql_discrete"][0],
             "batch_size": dm.batch_size, "updates_compared": updates, "rounds": rounds, "round_updates": round_updates,
             "compile_seconds": first["compiled"][0] - eager_ms, "first_compiled_update_s": first["compiled"][0],
             "eager_update_ms_median": 1e3 * eager_ms,
@@ -128,13 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--round_updates", type=int, default=100)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default=None, help="another torch.compile backend, e.g. aot_eager")
     parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/compile/<device>.json")
     opts = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*record_function.*")
     device = torch.device(opts.device)
     revision = provenance.git_revision()
-    result = measure(opts.dataset, opts.updates, opts.rounds, opts.round_updates, device)
-    out = opts.out or ROOT / "benchmarks" / "results" / "compile" / f"{device.type}.json"
+    result = measure(opts.dataset, opts.updates, opts.rounds, opts.round_updates, device, opts.backend)
+    out = opts.out or ROOT / "benchmarks" / "results" / "compile" / (
+        f"{device.type}.json" if opts.backend is None else f"{device.type}_{opts.backend}.json")
     provenance.write_json(out, {**result, "git_revision": revision, "machine": provenance.machine(device),
                                 "torch_threads": torch.get_num_threads(),
                                 "command": " ".join(["python", "benchmarks/compile_losses.py", *sys.argv[1:]])})
