@@ -87,7 +87,7 @@ def measure(datasets: Sequence[str] = DATASETS, logo_widths: Sequence[int] = LOG
     # on a CPU, this process's CPU time: the cores are shared, and other jobs stretch wall time (not each model alike)
     clock = time.process_time if device.type == "cpu" else time.perf_counter
     widths = {"LOGO": list(logo_widths), "ensemble-7": list(ensemble_widths)}
-    settings = {"widths": widths, "steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type}
+    settings = {"steps": steps, "batch_size": batch_size, "seed": seed, "device": device.type}  # models keyed by width
     done = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     if done.get("settings") != settings:
         done = {"settings": settings, "models": {}}
