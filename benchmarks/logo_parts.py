@@ -16,6 +16,11 @@ The agent-shared MLPs themselves are already one matrix product over all B x N a
 (``nn.Linear`` on ``[B, N, in]``), not a loop over agents.
 
     OMP_NUM_THREADS=1 python benchmarks/logo_parts.py       # MPE spread and SMAX 3m, results/speed/logo_parts_cpu.json
+    OMP_NUM_THREADS=1 python benchmarks/logo_parts.py --accuracy_steps 3000 --datasets data/mpe/simple_spread_v3/medium.zarr
+
+``--accuracy_steps``: instead of timing, train LOGO with ``reconstruction_weight=0`` as ``world_model_pareto.py``
+trains its sizes (``world_model.py``'s ``train``: same data split, seed and budget) and record its held-out 1-step
+and 15-step errors (``results/speed/logo_parts_accuracy_cpu.json``), to compare with the default LOGO's row there.
 """
 
 from __future__ import annotations
@@ -90,9 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10, help="optimiser steps per model per round")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed" / "logo_parts_cpu.json")
+    parser.add_argument("--accuracy_steps", type=int, default=0, help="train without reconstruction instead (updates)")
+    parser.add_argument("--out", type=Path, default=None, help="default results/speed/logo_parts[_accuracy]_cpu.json")
     opts = parser.parse_args(argv)
     revision = provenance.git_revision()
+    name = "logo_parts_accuracy_cpu.json" if opts.accuracy_steps else "logo_parts_cpu.json"
+    opts.out = opts.out or ROOT / "benchmarks" / "results" / "speed" / name
+    if opts.accuracy_steps:
+        from logo.world_model import LogoWorldModel
+
+        wm = _sibling("world_model")
+        rows = []
+        for path in opts.datasets:
+            _, _, metrics, seconds = wm.train(LogoWorldModel, {"reconstruction_weight": 0.0}, path, opts.accuracy_steps,
+                                              opts.batch_size, opts.seed)
+            rows.append({"dataset": path, "variant": "no reconstruction", "steps": opts.accuracy_steps,
+                         "mse_1": metrics.get("val/mse_state"), "mse_15": metrics.get("val/open_loop_mse_k15"),
+                         "fit_seconds": seconds})
+            print(rows[-1], flush=True)
+        provenance.write_json(opts.out, {"git_revision": revision, "machine": provenance.machine(torch.device("cpu")),
+                                         "rows": rows, "command": " ".join(["python", "benchmarks/logo_parts.py",
+                                                                            *sys.argv[1:]])})
+        return 0
     results = [measure(p, opts.batch_size, opts.seed, opts.rounds, opts.steps) for p in opts.datasets]
     provenance.write_json(opts.out, {"git_revision": revision, "machine": provenance.machine(torch.device("cpu")),
                                      "torch_threads": torch.get_num_threads(), "rounds": opts.rounds,
