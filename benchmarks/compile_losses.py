@@ -113,7 +113,8 @@ def measure(dataset: str = DATASET, updates: int = 300, rounds: int = 5, round_u
             cpu[name].append(round_updates / (time.process_time() - begin_cpu))
     rates = {name: statistics.median(r) for name, r in times.items()}
     cpu_rates = {name: statistics.median(r) for name, r in cpu.items()}
-    return {"dataset": dataset, "model": "DiscreteMACQL", "backend": backend or "inductor (fallback_random)", "policy_config": profile.MODELS["macql_discrete"][0],
+    return {"dataset": dataset, "model": "DiscreteMACQL", "backend": backend or "inductor (fallback_random)",
+            "policy_config": profile.MODELS["macql_discrete"][0],
             "batch_size": dm.batch_size, "updates_compared": updates, "rounds": rounds, "round_updates": round_updates,
             "compile_seconds": first["compiled"][0] - eager_ms, "first_compiled_update_s": first["compiled"][0],
             "eager_update_ms_median": 1e3 * eager_ms,
@@ -148,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| side | updates/s, wall (median of {r['rounds']} rounds of {r['round_updates']}) | updates per CPU second "
           "| CPU ms/update |\n|---|---|---|---|")
     for name, rate in r["updates_per_s"].items():
-        print(f"| {name} | {rate:.1f} | {r['updates_per_cpu_s'][name]:.1f} | {1e3 / r['updates_per_cpu_s'][name]:.2f} |")
-    print(f"compiled / eager = {r['speedup']:.3f}x (wall), {r['cpu_speedup']:.3f}x (CPU time); compile time {r['compile_seconds']:.1f} s; after "
+        per_cpu_s = r["updates_per_cpu_s"][name]
+        print(f"| {name} | {rate:.1f} | {per_cpu_s:.1f} | {1e3 / per_cpu_s:.2f} |")
+    print(f"compiled / eager = {r['speedup']:.3f}x (wall), {r['cpu_speedup']:.3f}x (CPU time); compile time "
+          f"{r['compile_seconds']:.1f} s; after "
           f"{r['updates_compared']} updates from the same start the parameters differ by at most "
           f"{r['params_max_abs_diff']:.2e} ({r['params_max_rel_diff']:.2e} of their largest magnitude); eager against "
           f"itself with the initial weights nudged by one ulp: {r['ulp_nudged_eager_max_abs_diff']:.2e}")

@@ -1,7 +1,8 @@
 """What parts of a LOGO world-model training step cost, measured side by side (issue 17's LOGO items).
 
 On one identical batch, with the models interleaved round-robin (``world_model.py``'s ``step_times``:
-forward, loss, backward and Adam; this process's CPU time, as the cores are shared), three variants of the same initial LOGO model:
+forward, loss, backward and Adam; this process's CPU time, as the cores are shared), three variants of the
+same initial LOGO model:
 
 * ``LOGO``: the model as shipped (one deductive pass over the true and predicted next observations
   stacked along the batch; both reconstruction heads run every step);
@@ -16,7 +17,8 @@ The agent-shared MLPs themselves are already one matrix product over all B x N a
 (``nn.Linear`` on ``[B, N, in]``), not a loop over agents.
 
     OMP_NUM_THREADS=1 python benchmarks/logo_parts.py       # MPE spread and SMAX 3m, results/speed/logo_parts_cpu.json
-    OMP_NUM_THREADS=1 python benchmarks/logo_parts.py --accuracy_steps 3000 --datasets data/mpe/simple_spread_v3/medium.zarr
+    OMP_NUM_THREADS=1 python benchmarks/logo_parts.py --accuracy_steps 3000 \\
+        --datasets data/mpe/simple_spread_v3/medium.zarr
 
 ``--accuracy_steps``: instead of timing, train LOGO with ``reconstruction_weight=0`` as ``world_model_pareto.py``
 trains its sizes (``world_model.py``'s ``train``: same data split, seed and budget) and record its held-out 1-step

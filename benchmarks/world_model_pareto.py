@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     provenance.write_json(out, {**result, "wall_seconds": time.perf_counter() - begin,
                                 "git_revision": provenance.git_revision(), "machine": provenance.machine(device),
                                 "torch_threads": torch.get_num_threads(),
-                                "command": " ".join(["python", "benchmarks/world_model_pareto.py", *(argv or sys.argv[1:])])})
+                                "command": " ".join(["python", "benchmarks/world_model_pareto.py",
+                                                     *(argv or sys.argv[1:])])})
     print(table(result))
     print(f"written to {out}")
     return 0
