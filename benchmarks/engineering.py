@@ -68,7 +68,7 @@ SETTINGS = {
              "buffer_size": 1_000_000, "sampler_repeats": 50, "sampler_rounds": 5,
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
              "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
-             "pareto_steps": 3000, "pareto_logo_widths": (128, 256), "pareto_ensemble_widths": (50, 100, 200),
+             "pareto_steps": 3000, "pareto_logo_widths": (128, 256, 384), "pareto_ensemble_widths": (50, 100, 200),
              "pareto_smax": False, "pareto_cache": "partial"},
     "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
