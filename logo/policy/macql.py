@@ -5,7 +5,8 @@ paper (Shao et al., 2023) describes its MACQL baseline. ``Q_tot(s, a) = mixer(Q_
 Q_N(o_N, a_N); s)`` is trained by TD learning, and ``cql_alpha * [log sum_a exp Q_tot(s, a) -
 Q_tot(s, a_data)]`` pushes down every joint action that is not the dataset's. The sum over the
 A^N joint actions is estimated from ``cql_samples`` uniformly drawn legal joint actions
-(``cql_mode: joint``); ``cql_mode: local`` uses the exact per-agent term instead.
+(``cql_mode: joint``); ``cql_mode: local`` uses the exact per-agent term on each Q_i instead, and
+``cql_mode: counterfactual`` CFCQL's exact term on Q_tot, one agent deviating from the data at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update, td_target
 from logo.policy.macql_losses import (
     greedy_legal,
+    counterfactual_cql_penalty,
+    counterfactual_joint_actions,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
@@ -52,7 +55,8 @@ class DiscreteMACQL(OfflinePolicy):
         gamma: discount factor.
         tau: Polyak rate of the target networks, per update.
         cql_alpha: weight of the conservative term (0: plain offline QMIX/VDN).
-        cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled) or ``local`` (exact per-agent CQL).
+        cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled), ``local`` (exact per-agent CQL on each Q_i)
+            or ``counterfactual`` (CFCQL: exact, on Q_tot, one agent deviating from the data's joint action at a time).
         cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
         cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
             ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
@@ -67,7 +71,7 @@ class DiscreteMACQL(OfflinePolicy):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
-                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
+                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint", cql_samples: int = 32,
                  cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
@@ -125,6 +129,12 @@ class DiscreteMACQL(OfflinePolicy):
             with record_function("macql/mixer"):
                 q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), q_samples], dim=1), state_n)  # [B, 1 + K]
             q_data, q_tot_samples = q_tot[:, 0], q_tot[:, 1:]
+        elif hp.cql_mode == "counterfactual":  # the data's joint action and its N * A single-agent deviations
+            b, n, a = q.shape
+            with record_function("macql/mixer"):
+                deviations = counterfactual_joint_actions(q, q_chosen).reshape(b, n * a, n)  # [B, N * A, N]
+                q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), deviations], dim=1), state_n)  # [B, 1 + N * A]
+            q_data, q_tot_deviations = q_tot[:, 0], q_tot[:, 1:].reshape(b, n, a)
         else:
             with record_function("macql/mixer"):
                 q_data = self.mixer(q_chosen, state_n)  # [B]
@@ -139,6 +149,8 @@ class DiscreteMACQL(OfflinePolicy):
         out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data}
         if hp.cql_mode == "joint":
             out["cql"] = joint_cql_penalty(q_tot_samples, q_data)  # [B]
+        elif hp.cql_mode == "counterfactual":
+            out["cql"] = counterfactual_cql_penalty(q_tot_deviations, q_data, avail)
         else:
             out["cql"] = local_cql_penalty(q, actions, avail)
         return out

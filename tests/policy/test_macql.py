@@ -19,6 +19,8 @@ from logo.policy.losses import td_target
 from logo.policy.macql import DiscreteMACQL
 from logo.policy.macql_losses import (
     greedy_legal,
+    counterfactual_cql_penalty,
+    counterfactual_joint_actions,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
@@ -65,6 +67,26 @@ def test_greedy_and_cql_terms_respect_legal_actions():
     actions = torch.tensor([[1, 0]])
     expected = ((math.log(math.e + math.e ** 2) - 1.0) + (math.log(3.0) - 0.0)) / 2
     assert local_cql_penalty(q, actions, avail).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_counterfactual_cql_penalty_by_hand():
+    q = torch.tensor([[[5.0, 1.0, 2.0], [0.0, math.log(2.0), 100.0]]])  # [B=1, N=2, A=3]
+    avail = torch.tensor([[[False, True, True], [True, True, False]]])
+    actions = torch.tensor([[1, 0]])
+    q_chosen = q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [[1, 0]]
+    deviations = counterfactual_joint_actions(q, q_chosen)  # [1, 2, 3, 2]
+    # agent 0 deviating to action 2 keeps agent 1's data value; agent 1 deviating to action 1 keeps agent 0's
+    assert deviations[0, 0, 2].tolist() == [2.0, 0.0]
+    assert deviations[0, 1, 1].tolist() == pytest.approx([1.0, math.log(2.0)])
+    # with a sum (VDN) the term is the per-agent (local) one: the other agents' values cancel
+    q_tot = deviations.sum(-1)
+    local = local_cql_penalty(q, actions, avail).item()
+    assert counterfactual_cql_penalty(q_tot, q_chosen.sum(-1), avail).item() == pytest.approx(local, rel=1e-6)
+    # a mixer that doubles Q_tot doubles every gap: the term grows where the data action is not the best (agent 0)
+    doubled = counterfactual_cql_penalty(2 * q_tot, 2 * q_chosen.sum(-1), avail).item()
+    expected = ((math.log(math.exp(2.0) + math.exp(4.0)) - 2.0) + (math.log(1 + 4.0) - 0.0)) / 2
+    assert doubled == pytest.approx(expected, rel=1e-6)
+    assert counterfactual_cql_penalty(q_tot, q_chosen.sum(-1), avail).item() >= 0.0
 
 
 def test_joint_cql_penalty_by_hand():
@@ -143,7 +165,7 @@ def test_fit_learns_acts_legally_and_reloads(discrete_dataset, tmp_path):
     assert torch.equal(loaded.act(batch["obs"], batch["avail_actions"]), actions)
 
 
-@pytest.mark.parametrize("cql_mode", ["joint", "local"])
+@pytest.mark.parametrize("cql_mode", ["joint", "local", "counterfactual"])
 def test_cql_term_makes_dataset_actions_preferred(discrete_dataset, cql_mode):
     gaps, penalties = {}, {}
     for alpha in (0.0, 5.0):
@@ -155,7 +177,7 @@ def test_cql_term_makes_dataset_actions_preferred(discrete_dataset, cql_mode):
         gaps[alpha] = _gap(model, batch)
         penalties[alpha] = float(model.losses(batch)["cql"].mean())
     assert penalties[5.0] < penalties[0.0] - 0.1, penalties
-    assert gaps[5.0] > gaps[0.0] + (0.05 if cql_mode == "joint" else 0.3), gaps
+    assert gaps[5.0] > gaps[0.0] + (0.3 if cql_mode == "local" else 0.05), gaps  # mixed terms act through the mixer too
 
 
 def test_refuses_continuous_data(continuous_dataset):
