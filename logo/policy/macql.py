@@ -59,7 +59,8 @@ class DiscreteMACQL(OfflinePolicy):
             or ``counterfactual`` (CFCQL: exact, on Q_tot, one agent deviating from the data's joint action at a time).
         cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
         cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
-            ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
+            ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
+            real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
         reward_scale: rewards are multiplied by this in the TD target.
         double_q: pick the next action with the online network (True) or the target network.
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
@@ -72,7 +73,7 @@ class DiscreteMACQL(OfflinePolicy):
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint", cql_samples: int = 32,
-                 cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
+                 cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down", reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()

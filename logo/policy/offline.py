@@ -62,7 +62,7 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
 
     @staticmethod
     def conservative_term(penalty: torch.Tensor, q_data: torch.Tensor, batch: dict[str, Any],
-                          synthetic_mode: Literal["push_down", "skip", "full"]
+                          synthetic_mode: Literal["push_down", "balanced", "skip", "full"]
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-row CQL values [B] and their weights, with synthetic rows treated by ``synthetic_mode``.
 
@@ -71,6 +71,12 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         up would work against conservatism. ``push_down`` (COMBO-style, Yu et al. 2021) keeps only
         the push-down part there (``penalty + q_data``); ``skip`` gives synthetic rows no CQL term;
         ``full`` applies the real rows' term unchanged.
+
+        ``push_down`` alone pushes the whole Q level down: a row's push-down part gains exactly 1 per unit
+        of a constant shift of Q, and on real rows the ``- Q(s, a_data)`` part cancels it, but nothing
+        cancels it on synthetic rows. ``balanced`` is COMBO's form, push-down on model rows and push-up on
+        real rows in equal (weighted) mass: real rows also subtract ``W_synthetic / W_real * q_data``, so a
+        constant shift of Q no longer changes the term.
         """
         weights, synthetic = batch.get("weights"), batch.get("synthetic")
         if synthetic is None or synthetic_mode == "full" or not bool(synthetic.any()):
@@ -78,7 +84,12 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         if synthetic_mode == "skip":
             real = (~synthetic).to(penalty.dtype)
             return penalty, real if weights is None else weights * real
-        return torch.where(synthetic, penalty + q_data, penalty), weights
+        pushed_down = torch.where(synthetic, penalty + q_data, penalty)
+        if synthetic_mode == "push_down":
+            return pushed_down, weights
+        mass = torch.ones_like(penalty) if weights is None else weights
+        ratio = mass[synthetic].sum() / mass[~synthetic].sum().clamp_min(1e-8)  # W_synthetic / W_real
+        return torch.where(synthetic, pushed_down, pushed_down - ratio * q_data), weights
 
     def conservative_td_loss(self, parts: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
         """``td + cql_alpha * cql`` from a learner's per-row ``td``, ``cql`` (the CQL penalty), ``q_data`` and

@@ -15,7 +15,7 @@ from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.nn import QMixer, VDNMixer
 from logo.policy.checkpoint import load_policy
-from logo.policy.losses import td_target
+from logo.policy.losses import td_target, weighted_mean
 from logo.policy.macql import DiscreteMACQL
 from logo.policy.macql_losses import (
     greedy_legal,
@@ -316,6 +316,18 @@ def test_cql_term_on_synthetic_rows():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
     torch.testing.assert_close(values, penalty)
+
+
+@pytest.mark.parametrize(("mode", "level_force"), [("push_down", 2.0 / 5.0), ("balanced", 0.0), ("full", 0.0)])
+def test_cql_term_level_force_on_synthetic_rows(mode, level_force):
+    """d(CQL term)/d(a constant shift of every Q): push_down pushes the level down; balanced (COMBO) does not."""
+    shift = torch.zeros((), requires_grad=True)
+    lse, q = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, -0.5, 1.0, 0.0])
+    batch = {"weights": torch.tensor([1.0, 2.0, 0.5, 1.5]), "synthetic": torch.tensor([False, False, True, True])}
+    values, weights = DiscreteMACQL.conservative_term((lse + shift) - (q + shift), q + shift, batch, mode)
+    weighted_mean(values, weights).backward()
+    # push_down: synthetic rows keep lse, whose shift derivative is 1: weight 2.0 of 5.0 in the mean
+    assert shift.grad.item() == pytest.approx(level_force, abs=1e-6)
 
 
 @pytest.mark.parametrize("world_model", ["DirectWorldModel", "EnsembleWorldModel"])
