@@ -66,6 +66,7 @@ class DiscreteMACQL(OfflinePolicy):
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
         layer_norm: LayerNorm before each hidden activation of the agent network (a lever against the critic's
             extrapolation off the data, in the spirit of LayerNorm critics for offline RL).
+        weight_decay: decoupled weight decay (AdamW) on the agent network and mixer; 0 keeps plain Adam.
     """
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
@@ -74,7 +75,8 @@ class DiscreteMACQL(OfflinePolicy):
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint", cql_samples: int = 32,
                  cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down", reward_scale: float = 1.0,
-                 double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False):
+                 double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
+                 weight_decay: float = 0.0):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
@@ -186,6 +188,8 @@ class DiscreteMACQL(OfflinePolicy):
         return self.act(batch["obs"], batch.get("avail_actions"))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.hparams.lr,
-                                foreach=True)
+        params = [*self.q_net.parameters(), *self.mixer.parameters()]
+        if self.hparams.weight_decay > 0:
+            return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=self.hparams.lr, foreach=True)
 

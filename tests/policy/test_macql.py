@@ -384,3 +384,17 @@ def test_vdn_mixer_fits_and_its_parameterless_target_is_left_alone(discrete_data
     _trainer(3).fit(model, dm)
     assert not list(model.mixer_target.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.q_target.parameters()))  # Polyak moved the rest
+
+
+def test_weight_decay_switch_uses_adamw_and_decays_the_weights(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    assert type(DiscreteMACQL(**linked_dims(dm), **SMALL).configure_optimizers()) is torch.optim.Adam
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, weight_decay=0.5, lr=0.1)
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0.5
+    weight = model.q_net.parameters().__next__()
+    before = weight.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # zero gradients: only the decoupled decay acts, w <- w * (1 - lr * wd)
+    torch.testing.assert_close(weight.detach(), before * (1 - 0.1 * 0.5))
