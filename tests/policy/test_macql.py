@@ -284,6 +284,8 @@ def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_m
 def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
     with pytest.raises(LogoError, match="data.synthetic.horizon: expected a positive integer, got 0"):
         ModelRollouts("x.ckpt", horizon=0)
+    with pytest.raises(LogoError, match="data.synthetic.stop_uncertainty: expected a positive multiple"):
+        ModelRollouts("x.ckpt", stop_uncertainty=0.0)
     with pytest.raises(LogoError, match="data.synthetic.sampling.mode"):
         SamplingOptions("softmax")
     with pytest.raises(LogoError, match=r"data.synthetic.sampling.priority_low \(2.0\) must not exceed "
