@@ -80,7 +80,8 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
     run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
     if run_dir.exists():
         subprocess.run(["rm", "-rf", str(run_dir)], check=True)
-    cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario], "--config", "configs/sampling/none.yaml",
+    cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario],
+           "--config", "configs/sampling/none.yaml",
            "--trainer.max_epochs", str(updates // UPDATES_PER_EPOCH), "--seed_everything", str(seed),
            "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(run_dir),
            "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *args]

@@ -24,9 +24,9 @@ from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update, td_target
 from logo.policy.macql_losses import (
-    greedy_legal,
     counterfactual_cql_penalty,
     counterfactual_joint_actions,
+    greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
@@ -73,8 +73,9 @@ class DiscreteMACQL(OfflinePolicy):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
-                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint", cql_samples: int = 32,
-                 cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down", reward_scale: float = 1.0,
+                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint",
+                 cql_samples: int = 32, cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
+                 reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
                  weight_decay: float = 0.0):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)

@@ -18,9 +18,9 @@ from logo.policy.checkpoint import load_policy
 from logo.policy.losses import td_target, weighted_mean
 from logo.policy.macql import DiscreteMACQL
 from logo.policy.macql_losses import (
-    greedy_legal,
     counterfactual_cql_penalty,
     counterfactual_joint_actions,
+    greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
     sample_legal_joint_actions,
