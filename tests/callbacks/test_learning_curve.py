@@ -76,7 +76,8 @@ def test_a_policy_fit_writes_its_curve_every_k_updates(tmp_path, mpe_dataset):
     points = curve["points"]
     assert [p["updates"] for p in points] == [10, 20, 30]
     for point in points:
-        assert {"return_mean", "normalized_score", "train/q_data", "train/rtg_real", "train/td", "train/cql"} <= set(point)
+        assert {"return_mean", "normalized_score", "train/q_data", "train/rtg_real", "train/td",
+                "train/cql"} <= set(point)
         assert point["train_logs"] == 2  # the logged steps 5 and 10 of each window of 10 updates
         assert "win_rate" not in point  # MPE has no win condition
         assert math.isfinite(point["train/q_data"])
@@ -90,6 +91,11 @@ def test_a_policy_fit_writes_its_curve_every_k_updates(tmp_path, mpe_dataset):
                   if key == "train/q_data" and point["updates"] - 10 <= step < point["updates"]]
         assert point["train/q_data"] == pytest.approx(sum(window) / len(window), rel=1e-5)  # the CSV's own values
 
+    # `logo curves` plots it: score, and q_data against the data's return-to-go (MPE: no win rate)
+    figure = tmp_path / "curve.png"
+    assert main(["curves", str(tmp_path / "run"), "--out", str(figure)]) == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
 
 def test_the_epoch_schedule_records_a_curve_too(tmp_path, mpe_dataset):
     config = _policy_config(tmp_path, mpe_dataset, {"every_n_epochs": 2}, max_steps=40)
@@ -97,3 +103,4 @@ def test_the_epoch_schedule_records_a_curve_too(tmp_path, mpe_dataset):
     points = json.loads((tmp_path / "run" / "curve.json").read_text())["points"]
     assert [(p["updates"], p["epoch"]) for p in points] == [(20, 1), (40, 3)]
     assert all(p["train_logs"] == 4 and "train/q_data" in p for p in points)
+
