@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ class EnvEvaluation(Callback):
         self.curve = LearningCurve()
         self._curve_path: Path | None = None
         self._observed_step = -1
+        self._seconds = 0.0
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.build(getattr(trainer.datamodule, "spec", None))  # every rank: a bad env fails everywhere at once
@@ -121,9 +123,11 @@ class EnvEvaluation(Callback):
 
     def _metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float]:
         """Rank 0's evaluation, the same numbers on every rank."""
+        started = time.perf_counter()
         metrics = self.evaluate(pl_module).metrics() if trainer.is_global_zero else None
         if trainer.world_size > 1:
             metrics = trainer.strategy.broadcast(metrics, src=0)
+        self._seconds = time.perf_counter() - started
         return metrics
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, prefix: str) -> dict[str, float]:
@@ -134,7 +138,7 @@ class EnvEvaluation(Callback):
         return metrics
 
     def _add_point(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        self.curve.add(trainer.global_step, trainer.current_epoch, metrics)
+        self.curve.add(trainer.global_step, trainer.current_epoch, metrics)["eval_seconds"] = self._seconds
         if trainer.is_global_zero and self._curve_path is not None:
             self.curve.write(self._curve_path)
 

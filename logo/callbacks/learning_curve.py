@@ -23,7 +23,8 @@ class LearningCurve:
     A point is a flat dict: ``updates`` (optimizer steps so far), ``epoch``, the evaluation's metrics
     (``return_mean``, ``win_rate``, ``normalized_score``, ...), and for every scalar ``train/*`` metric the
     mean of the values logged since the previous point (``train/q_data``, ``train/rtg_real``,
-    ``train/synthetic_share``, ...), with ``train_logs`` the number of logged steps that mean is over.
+    ``train/synthetic_share``, ...), with ``train_logs`` the number of logged steps that mean is over
+    (EnvEvaluation adds ``eval_seconds``, the evaluation's wall time).
     Training metrics are what the module sends to the loggers, so they are seen every
     ``trainer.log_every_n_steps`` updates, not at every update.
 
