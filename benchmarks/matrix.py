@@ -258,7 +258,9 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         if unit.ablation:
             overrides[unit.ablation["key"]] = unit.ablation["value"]
         cli = _fit(configs, overrides, run_dir, dataset["path"], unit.seed)
-        curve = next((c.curve.to_dict() for c in cli.trainer.callbacks if type(c).__name__ == "EnvEvaluation"), None)
+        from logo.callbacks import EnvEvaluation
+
+        curve = next((c.curve.to_dict() for c in cli.trainer.callbacks if isinstance(c, EnvEvaluation)), None)
         # the fit's own time, without the curve's evaluations (comparable with runs that had none)
         fit_seconds = time.perf_counter() - started - sum(p["eval_seconds"] for p in (curve or {}).get("points", []))
         train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
