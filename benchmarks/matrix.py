@@ -475,7 +475,7 @@ def curve_section(policies: list[dict[str, Any]], matrix: dict[str, Any], scenar
     lines = ["", f"Learning curves: every {'/'.join(map(str, every))} updates on the same episodes and seeds as the "
              f"final evaluation (its last point is the final point above); `{score}`, mean ± std over seeds:", "",
              curve_table(groups, score, 1 if score == "normalized_score" else 2)]
-    q = "train/q_data_real" if "train/q_data_real" in have else "train/q_data"
+    q = "train/q_data_real"  # logo.curves gives runs on real data only this split too
     if q in have and "train/rtg_real" in have:
         rtg = [p["train/rtg_real"] for c in curves for p in c.points if "train/rtg_real" in p]
         lines += ["", f"`{q}` (the critic's value of the data's actions on real rows, mean over the updates before "

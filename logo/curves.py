@@ -58,7 +58,17 @@ def curve_from_dict(data: Any, source: str, label: str | None = None) -> Curve |
     if not isinstance(points, list) or not all(isinstance(p, dict) and "updates" in p for p in points):
         return None
     meta = {k: v for k, v in data.items() if k != "points"}
+    points = [_with_real_split(p) for p in points]
     return Curve(label or str(data.get("label") or Path(source).parent.name), data.get("seed"), points, source, meta)
+
+
+def _with_real_split(point: dict[str, Any]) -> dict[str, Any]:
+    """A point of a run on real data only also as its real-row split: the policies log ``train/X_real`` only when
+    synthetic rows are mixed in (``train/synthetic_share``), and without them ``train/X`` is the real rows' mean."""
+    if any(k.startswith("train/synthetic") or k.endswith("_synthetic") for k in point):
+        return point
+    return {**point, **{f"{k}_real": v for k in ("train/q_data", "train/td", "train/cql") if (v := point.get(k))
+                        is not None and f"{k}_real" not in point}}
 
 
 def read_curves(spec: str) -> list[Curve]:
@@ -117,17 +127,16 @@ def mean_std(curves: Sequence[Curve], metric: str) -> list[tuple[int, float, flo
 
 
 def default_panels(curves: Sequence[Curve]) -> list[list[str]]:
-    """Score (normalised where known, else return), win rate, Q on the data against the data's return-to-go, and
-    the synthetic share of the batch: each where some curve has it."""
+    """Score (normalised where known, else return), win rate, Q of the data's actions on real rows against the
+    data's return-to-go there, and the TD error on real against synthetic rows: each where some curve has it."""
     have = set().union(*(c.metrics() for c in curves))
     panels = [["normalized_score" if "normalized_score" in have else "return_mean"]]
     if "win_rate" in have:
         panels.append(["win_rate"])
-    q = "train/q_data_real" if "train/q_data_real" in have else "train/q_data"
-    if q in have:
-        panels.append([q] + (["train/rtg_real"] if "train/rtg_real" in have else []))
-    if "train/synthetic_share" in have:
-        panels.append(["train/synthetic_share"])
+    if "train/q_data_real" in have:
+        panels.append(["train/q_data_real"] + (["train/rtg_real"] if "train/rtg_real" in have else []))
+    if "train/td_synthetic" in have:
+        panels.append(["train/td_real", "train/td_synthetic"])
     return panels
 
 
@@ -139,8 +148,10 @@ def check_metrics(curves: Sequence[Curve], panels: Sequence[Sequence[str]]) -> N
 
 
 def curve_table(groups: dict[str, list[Curve]], metric: str, digits: int = 2) -> str:
-    """A markdown table of ``metric``: one row per group, one column per update count, mean ± std over its runs."""
+    """A markdown table of ``metric``: one row per group that has it, one column per update count, mean ± std over
+    the group's runs."""
     rows = {label: {u: (m, s, n) for u, m, s, n in mean_std(curves, metric)} for label, curves in groups.items()}
+    rows = {label: row for label, row in rows.items() if row}
     columns = sorted({u for row in rows.values() for u in row})
     lines = ["| " + " | ".join([f"{metric} \\ updates", "runs", *(f"{u:,}" for u in columns)]) + " |",
              "|" + "---|" * (len(columns) + 2)]
@@ -167,7 +178,8 @@ def plot_curves(groups: dict[str, list[Curve]], out: str | Path, panels: Sequenc
     curves = [c for group in groups.values() for c in group]
     panels = [list(p) for p in (panels or default_panels(curves))]
     check_metrics(curves, panels)
-    figure = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
+    rows = -(-len(groups) // 4)  # legend rows below the panels
+    figure = Figure(figsize=(4.2 * len(panels), 3.2 + 0.25 * rows), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     colours = [f"C{i % 10}" for i in range(len(groups))]
     for ax, panel in zip(axes, panels):
@@ -188,7 +200,8 @@ def plot_curves(groups: dict[str, list[Curve]], out: str | Path, panels: Sequenc
         ax.set_ylabel(" / ".join(f"{metric} ({STYLES[style]})" if len(panel) > 1 else metric
                                  for style, metric in zip(STYLES, panel)), fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=8)
     if title:
         figure.suptitle(title, fontsize=10)
     out = Path(out)
@@ -209,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", action="append", metavar="M[,M2...]",
                         help="a panel: one metric, or several overlaid (comma-separated), e.g. normalized_score, "
                              "win_rate, train/q_data_real,train/rtg_real; repeat for more panels (default: score, "
-                             "win rate, q_data against rtg_real, synthetic share, where present)")
+                             "win rate, q_data_real against rtg_real, td_real against td_synthetic, where present)")
     parser.add_argument("--title", help="figure title")
     args = parser.parse_args(argv)
     curves = [c for spec in args.paths for c in read_curves(spec)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from logo.cli import main
-from logo.curves import curve_table, default_panels, group_curves, mean_std, read_curves
+from logo.curves import curve_from_dict, curve_table, default_panels, group_curves, mean_std, read_curves
 
 
 def curve_file(path: Path, label: str, seed: int, scores: list[float], q: list[float] | None = None) -> Path:
@@ -42,7 +42,13 @@ def test_seeds_of_one_label_are_one_group_with_mean_and_std(runs):
     assert mean_std(groups["DiscreteMACQL"], "normalized_score") == [(100, 15.0, 5.0, 2), (200, 40.0, 10.0, 2)]
     assert curve_table(groups, "normalized_score", 1).splitlines()[2:] == [
         "| DiscreteMACQL | 2 | 15.0 ± 5.0 | 40.0 ± 10.0 |", "| BC | 1 | 60.0 | 70.0 |"]
-    assert default_panels(curves) == [["normalized_score"], ["train/q_data", "train/rtg_real"]]
+    assert default_panels(curves) == [["normalized_score"], ["train/q_data_real", "train/rtg_real"]]
+    assert groups["DiscreteMACQL"][0].points[1]["train/q_data_real"] == 2.0  # real data only: q_data is the real rows'
+    synthetic = {"updates": 1, "train/q_data": 1.0, "train/q_data_real": 2.0, "train/q_data_synthetic": 0.0,
+                 "train/td_synthetic": 3.0, "train/synthetic_share": 0.5}
+    curve = curve_from_dict({"label": "x", "points": [synthetic]}, "x.json")
+    assert curve.points == [synthetic]  # with synthetic rows the policy's own split stays as logged
+    assert default_panels([curve]) == [["return_mean"], ["train/q_data_real"], ["train/td_real", "train/td_synthetic"]]
     relabelled = group_curves(read_curves(f"LOGO+MACQL={runs / 'macql_s0'}"))
     assert list(relabelled) == ["LOGO+MACQL"]
 
@@ -55,7 +61,7 @@ def test_logo_curves_prints_the_table_and_writes_the_figure(runs, capsys):
     printed = capsys.readouterr().out
     assert "| MACQL | 2 | 15.00 ± 5.00 | 40.00 ± 10.00 |" in printed
     assert "| MACQL | 2 | 2.00 ± 1.00 | 3.00 ± 1.00 |" in printed  # train/q_data
-    assert "| BC | 1 | – | – |" in printed  # BC's curve has no q_data
+    assert "| BC | 1 | 60.00 | 70.00 |" in printed and "| BC | 1 | –" not in printed  # BC's curve has no q_data
 
 
 def test_paths_without_a_curve_are_named(runs, tmp_path, capsys):
