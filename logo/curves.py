@@ -2,7 +2,7 @@
 
     logo curves runs/smax/3m/policy                        # every curve.json under a run folder
     logo curves MACQL='runs/macql_s*' LOGO='runs/logo_s*' --out curves.png
-    logo curves benchmarks/results/matrix/smax_3m/medium --metric normalized_score --metric train/q_data,train/rtg_real
+    logo curves benchmarks/results/matrix/smax_3m/medium --metric win_rate --metric train/q_data_real,train/rtg_real
 
 A curve is the ``curve.json`` that :class:`~logo.callbacks.EnvEvaluation` writes in a run's log folder
 (see :class:`~logo.callbacks.learning_curve.LearningCurve`), or the ``curve`` of a ``benchmarks/matrix.py``
@@ -212,7 +212,8 @@ def plot_curves(groups: dict[str, list[Curve]], out: str | Path, panels: Sequenc
 
 def main(argv: list[str] | None = None) -> int:
     """``logo curves``: print a table of the curves' first metric and, with ``--out``, plot them."""
-    parser = argparse.ArgumentParser(prog="logo curves", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="logo curves", description="Tabulate and plot the learning curves of runs "
+                                     "(curve.json of EnvEvaluation, or benchmark matrix results).",
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:5]))
     parser.add_argument("paths", nargs="+", metavar="[LABEL=]PATH",
