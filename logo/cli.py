@@ -35,6 +35,7 @@ TOOL_COMMANDS = {
     "collect": ("logo.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.synthetic.export", "roll a trained world model out and write the rollouts as a dataset"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
+    "curves": ("logo.curves", "tabulate and plot the learning curves of runs (mean ± std over seeds)"),
 }
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # ckpt_path values Lightning resolves itself
 
