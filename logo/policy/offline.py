@@ -95,8 +95,13 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         """``td + cql_alpha * cql`` from a learner's per-row ``td``, ``cql`` (the CQL penalty), ``q_data`` and
         ``q_data_attached`` [B], synthetic rows' CQL set by ``cql_synthetic``; logs each part (:meth:`log_split`),
         and with the data module's ``return_gamma`` also ``train/rtg_real``: ``reward_scale`` times the real rows'
-        mean discounted return-to-go, in the units of ``train/q_data`` (``_real``), to see over- or under-estimation."""
+        mean discounted return-to-go, in the units of ``train/q_data`` (``_real``), to see over- or under-estimation.
+        With synthetic rows in the batch, ``train/td_synthetic_share`` is their share of the (weighted) TD loss."""
         td = self.log_split("td", parts["td"], batch)
+        synthetic = batch.get("synthetic")
+        if synthetic is not None and logs_this_step(self):  # the synthetic rows' share of the TD loss (it is >= 0)
+            mass = parts["td"].detach() * (batch["weights"] if batch.get("weights") is not None else 1.0)
+            self.log("train/td_synthetic_share", mass[synthetic].sum() / mass.sum().clamp_min(1e-12))
         values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
                                                  self.hparams.cql_synthetic)
         cql = self.log_split("cql", values, batch, weights)

@@ -260,8 +260,11 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
     assert sorted(model.logged) == [3, 7]
     split = {f"train/{n}{s}" for n in ("td", "cql", "q_data") for s in ("", "_real", "_synthetic")}
-    assert all(names == split | {"train/loss", "train/synthetic_share"} for names in model.logged.values())
+    extra = {"train/loss", "train/synthetic_share", "train/td_synthetic_share"}
+    assert all(names == split | extra for names in model.logged.values())
     metrics = logged_metrics(tmp_path / "metrics.csv")
+    shares = [value for (key, _), value in metrics.items() if key == "train/td_synthetic_share"]
+    assert len(shares) == 2 and all(0.0 < share < 1.0 for share in shares), shares
     assert sorted(step for key, step in metrics if key == "train/loss") == [3, 7]
     assert all((name, step) in metrics for name in split for step in (3, 7))
 
