@@ -35,6 +35,8 @@ TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
     "collect": ("logo.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.synthetic.export", "roll a trained world model out and write the rollouts as a dataset"),
+    "tiers": ("logo.tiers", "train a behaviour policy online and write its expert / medium / medium-replay / mixed "
+                            "datasets"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
 }
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # ckpt_path values Lightning resolves itself

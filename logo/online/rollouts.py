@@ -11,6 +11,7 @@ the run can be exported later (:func:`export_played`), also after the run was in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, TimeStep
 from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
+
+# Lightning warns that a ModelCheckpoint of a manually optimised module holds the weights after the step's updates:
+# for an on-policy learner whose step is a whole iteration, that is the state a resumed run continues from.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 # (time step) -> (actions [B, N], extras: name -> [B, ...] arrays kept per step, e.g. log-probabilities)
 ActFn = Callable[[TimeStep], tuple[np.ndarray, dict[str, np.ndarray]]]
