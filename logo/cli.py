@@ -23,8 +23,7 @@ from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in
 from logo.dims import LINKED_DIMS
 from logo.errors import LogoError, check_fits
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
-from logo.online import (OnlineEnvDataModule, OnlineMAPPO, OnlineTD3, ReplayExport,  # noqa: F401
-                         ReturnSnapshots, RolloutDataModule)
+from logo.online import OnlineEnvDataModule, OnlineMAPPO, OnlineTD3, ReplayExport, ReturnSnapshots, RolloutDataModule  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.synthetic import ModelRollouts  # noqa: F401
 from logo.trainer import LogoTrainer

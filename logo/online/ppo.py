@@ -25,8 +25,16 @@ from logo.envs.base import EnvSpec, MultiAgentEnv, TimeStep
 from logo.envs.evaluate import EvaluationResult, evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, AgentSharedMLP
-from logo.online.ppo_losses import (clipped_policy_loss, entropy, gae, greedy_actions, log_probs, normalize,
-                                    sample_actions, value_loss)
+from logo.online.ppo_losses import (
+    clipped_policy_loss,
+    entropy,
+    gae,
+    greedy_actions,
+    log_probs,
+    normalize,
+    sample_actions,
+    value_loss,
+)
 from logo.online.rollouts import Rollout, RolloutDataModule
 from logo.policy.checkpoint import ActingPolicy
 
@@ -86,6 +94,7 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
         epochs: passes over each iteration's samples.
         minibatches: minibatches per pass.
         max_grad_norm: gradient norm clip (0: none).
+        anneal_lr: decay the learning rate linearly to 0 over ``data.total_steps`` env steps.
         eval_every: iterations between evaluations.
         eval_episodes: evaluation episodes, played in parallel copies.
         eval_seed: evaluation episode ``i`` is reset with seed ``eval_seed + i`` every time.
@@ -104,7 +113,8 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (128, 128), lr: float = 5e-4, gamma: float = 0.99,
                  gae_lambda: float = 0.95, clip: float = 0.2, value_coef: float = 0.5, entropy_coef: float = 0.01,
-                 epochs: int = 4, minibatches: int = 4, max_grad_norm: float = 0.5, eval_every: int = 10,
+                 epochs: int = 4, minibatches: int = 4, max_grad_norm: float = 0.5, anneal_lr: bool = False,
+                 eval_every: int = 10,
                  eval_episodes: int = 64, eval_seed: int = 1_000_000):
         super().__init__()
         if action_kind != "discrete":
@@ -216,6 +226,9 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
                    "log_prob": flat(rollout.extras["log_prob"]), "state": flat(rollout.state),
                    "advantages": advantages[valid], "targets": targets[valid]}
         opt = self.optimizers()
+        if hp.anneal_lr:
+            for group in opt.param_groups:
+                group["lr"] = hp.lr * max(1.0 - dm.env_steps / dm.total_steps, 0.0)
         size = len(samples["actions"])
         stats: dict[str, list[float]] = {}
         for _ in range(hp.epochs):
@@ -232,7 +245,8 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
         returns = rollout.returns
         metrics = {f"train/{k}": float(np.mean(v)) for k, v in stats.items()}
         metrics.update({"train/episode_return": float(returns.mean()),
-                        "train/episode_length": float(rollout.lengths.mean()), "train/iteration": dm.iterations})
+                        "train/episode_length": float(rollout.lengths.mean()), "train/iteration": dm.iterations,
+                        "train/lr": opt.param_groups[0]["lr"]})
         if rollout.won is not None:
             metrics["train/win_rate"] = float(rollout.won.mean())
         self.log_event(metrics, dm.env_steps)

@@ -15,8 +15,17 @@ from lightning.pytorch import Callback
 
 from logo.cli import main
 from logo.errors import LogoError
-from logo.online.ppo_losses import (clipped_policy_loss, entropy, gae, greedy_actions, log_probs, masked_logits,
-                                    normalize, sample_actions, value_loss)
+from logo.online.ppo_losses import (
+    clipped_policy_loss,
+    entropy,
+    gae,
+    greedy_actions,
+    log_probs,
+    masked_logits,
+    normalize,
+    sample_actions,
+    value_loss,
+)
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "configs/behaviour/smax_3m_mappo.yaml"
@@ -248,7 +257,7 @@ class Interrupt(Callback):
 
 
 @pytest.mark.slow
-def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capsys):
+def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capfd):
     pytest.importorskip("jaxmarl")
     thresholds = [0.0, 0.1, 0.2]
     plain = behaviour_override(tmp_path, total_steps=500, thresholds=thresholds)
@@ -261,9 +270,9 @@ def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capsys):
     with pytest.raises(RuntimeError, match="simulated interruption"):
         main([*base, "--behaviour", json.dumps([str(CONFIG), str(interrupted)])])
     assert (tmp_path / "run/checkpoints/last.ckpt").is_file() and not (tmp_path / "learned").exists()
-    capsys.readouterr()
+    capfd.readouterr()
     assert main([*base, "--behaviour", json.dumps([str(CONFIG), str(plain)])]) == 0
-    assert "resuming the interrupted run" in capsys.readouterr().out
+    assert "resuming the interrupted run" in capfd.readouterr().out
     final = json.loads((tmp_path / "run/snapshots/index.json").read_text())["final"]
     assert final["env_steps"] >= 500
     assert len(list((tmp_path / "run/played").glob("*.npz"))) == final["iteration"]
