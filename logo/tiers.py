@@ -175,7 +175,7 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         num_envs: environment copies stepped together while recording.
         seed: seed of the recorded episodes' env seeds and of the policies' sampling.
         reference_episodes: episodes of uniformly random legal actions for the random reference return.
-        min_expert_win_rate: fail (keeping what was made) when the final policy's evaluation win rate is lower.
+        min_expert_win_rate: fail (keeping what was made) when the expert tier's win rate is lower.
     """
     if not 0.0 < medium_fraction < 1.0:
         raise LogoError(f"medium_fraction: expected a fraction in (0, 1), got {medium_fraction}")
@@ -190,10 +190,6 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
     try:
         final = run.train()
         timings = {"train": time.perf_counter() - started}
-        if min_expert_win_rate is not None and (final.get("eval_win_rate") or 0.0) < min_expert_win_rate:
-            raise LogoError(f"min_expert_win_rate: the behaviour training ended its budget ({final['env_steps']} env "
-                            f"steps) at eval win rate {final.get('eval_win_rate')}, below {min_expert_win_rate}; kept "
-                            f"{run.root}. Raise data.total_steps and train in a new run folder")
         references = _references(env, out_dir, reference_episodes)
         ckpt, steps = final["checkpoint"], final["env_steps"]
         common = {"kind": "learned", "behaviour_class": "OnlineMAPPO", "run_final_checkpoint": ckpt,
@@ -210,6 +206,12 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         rows["expert"] = existing(tier("expert"), ckpt, steps) or _record_snapshot(
             env, tier("expert"), "expert", final, episodes, seed, spec_extra, common, threshold=None,
             references=None)
+        won = rows["expert"].get("win_rate")
+        if min_expert_win_rate is not None and (won or 0.0) < min_expert_win_rate:
+            raise LogoError(f"min_expert_win_rate: the final policy of the behaviour run ({final['env_steps']} env "
+                            f"steps, its whole budget) wins {won} of the expert tier's episodes, below "
+                            f"{min_expert_win_rate}; kept {run.root} and {tier('expert')}. Raise data.total_steps "
+                            "and train in a new run folder")
         expert_return = rows["expert"]["return_mean"]
         target = medium_fraction * expert_return
         reference = {"random": references["random"], "expert": expert_return}
