@@ -59,8 +59,9 @@ class SampledModulePolicy:
     def act(self, ts: TimeStep) -> np.ndarray:
         obs = torch.as_tensor(ts.obs, device=self.module.device)
         avail = torch.as_tensor(ts.avail_actions, device=self.module.device)
+        state = torch.as_tensor(ts.state, device=self.module.device)
         with torch.no_grad():
-            actions, _ = self.module.sample(obs, avail, self.generator)
+            actions, _ = self.module.sample(obs, avail, self.generator, state)
         return actions.cpu().numpy()
 
 
@@ -85,6 +86,9 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
         action_kind: must be discrete (linked).
         action_size: number of discrete actions (linked).
         hidden_sizes: widths of the actor's and the critic's hidden layers.
+        actor_input: what the shared actor sees besides the agent id: the agent's own observation (``obs``,
+            decentralised execution) or also the global state (``obs+state``; a behaviour policy may use it,
+            as the scripted experts do).
         lr: Adam learning rate.
         gamma: discount factor.
         gae_lambda: GAE's lambda.
@@ -111,7 +115,8 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int,
                  action_kind: Literal["discrete", "continuous"], action_size: int,
-                 hidden_sizes: Sequence[int] = (128, 128), lr: float = 5e-4, gamma: float = 0.99,
+                 hidden_sizes: Sequence[int] = (128, 128), actor_input: Literal["obs", "obs+state"] = "obs",
+                 lr: float = 5e-4, gamma: float = 0.99,
                  gae_lambda: float = 0.95, clip: float = 0.2, value_coef: float = 0.5, entropy_coef: float = 0.01,
                  epochs: int = 4, minibatches: int = 4, max_grad_norm: float = 0.5, anneal_lr: bool = False,
                  eval_every: int = 10,
@@ -127,7 +132,11 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
             raise LogoError(f"model.clip: expected a ratio clip in (0, 1), got {clip}")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.actor = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes))
+        if actor_input not in ("obs", "obs+state"):
+            raise LogoError(f"model.actor_input: expected 'obs' or 'obs+state', got {actor_input!r}")
+        self.with_state = actor_input == "obs+state"
+        self.actor = AgentSharedMLP(n_agents, obs_dim + (state_dim if self.with_state else 0), action_size,
+                                    list(hidden_sizes))
         self.critic = MLP(state_dim, list(hidden_sizes), 1)
         self.last_evaluation: dict[str, float] | None = None  # {"return", "win_rate", "env_steps", "iteration", ...}
         self._eval_env: MultiAgentEnv | None = None
@@ -135,9 +144,14 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
 
     # ---- acting -------------------------------------------------------------------------------
 
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs [..., N, obs_dim] -> unmasked action logits [..., N, n_actions]."""
-        return self.actor(obs.to(self.dtype))
+    def logits(self, obs: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """obs [..., N, obs_dim] (and state [..., state_dim] for ``obs+state``) -> action logits [..., N, n_actions]."""
+        x = obs.to(self.dtype)
+        if self.with_state:
+            if state is None:
+                raise LogoError("OnlineMAPPO with actor_input obs+state acts on the global state too: pass state")
+            x = torch.cat([x, state.to(self.dtype).unsqueeze(-2).expand(*x.shape[:-1], state.shape[-1])], -1)
+        return self.actor(x)
 
     def value(self, state: torch.Tensor) -> torch.Tensor:
         """state [..., state_dim] -> V(state) [...]."""
@@ -147,13 +161,13 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
     def act(self, obs: torch.Tensor, avail_actions: torch.Tensor | None = None,
             state: torch.Tensor | None = None) -> torch.Tensor:
         """Greedy legal actions [B, N] (the ``ActingPolicy`` contract; ``logo evaluate`` plays these)."""
-        return greedy_actions(self.logits(obs), avail_actions)
+        return greedy_actions(self.logits(obs, state), avail_actions)
 
     @torch.no_grad()
-    def sample(self, obs: torch.Tensor, avail: torch.Tensor | None,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, obs: torch.Tensor, avail: torch.Tensor | None, generator: torch.Generator | None = None,
+               state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled legal actions [B, N] and their log-probabilities [B, N]."""
-        logits = self.logits(obs)
+        logits = self.logits(obs, state)
         actions = sample_actions(logits, avail, generator)
         return actions, log_probs(logits, avail).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
@@ -177,9 +191,10 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
         """Sampled actions of the training copies, with the log-probabilities and values kept for the update."""
         obs = torch.as_tensor(ts.obs, device=self.device)  # [B, N, obs_dim]
         avail = torch.as_tensor(ts.avail_actions, device=self.device)  # [B, N, n_actions]
-        actions, logp = self.sample(obs, avail)
+        state = torch.as_tensor(ts.state, device=self.device)  # [B, state_dim]
+        actions, logp = self.sample(obs, avail, state=state)
         with torch.no_grad():
-            value = self.value(torch.as_tensor(ts.state, device=self.device))  # [B]
+            value = self.value(state)  # [B]
         return actions.cpu().numpy(), {"log_prob": logp.cpu().numpy(), "value": value.cpu().numpy()}
 
     def advantages(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,7 +215,7 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
         """PPO losses on one minibatch of M real steps: obs [M, N, O], avail [M, N, A], actions [M, N],
         log_prob [M, N], state [M, S], advantages [M], targets [M]."""
         hp = self.hparams
-        logits = self.logits(batch["obs"])  # [M, N, A]
+        logits = self.logits(batch["obs"], batch["state"])  # [M, N, A]
         logp_all = log_probs(logits, batch["avail"])
         logp = logp_all.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)  # [M, N]
         n = logp.shape[-1]

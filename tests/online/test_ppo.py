@@ -114,6 +114,22 @@ def test_sampling_and_greedy_never_pick_an_illegal_action():
     assert (draws == 0).float().mean().item() == pytest.approx(0.75, abs=0.015) and (draws < 2).all()
 
 
+def test_an_actor_on_observation_and_state_needs_the_state():
+    from logo.online import OnlineMAPPO
+
+    model = OnlineMAPPO(3, 5, 7, "discrete", 4, hidden_sizes=[8], actor_input="obs+state")
+    obs, state, avail = torch.randn(2, 3, 5), torch.randn(2, 7), torch.ones(2, 3, 4, dtype=torch.bool)
+    assert model.logits(obs, state).shape == (2, 3, 4) and model.act(obs, avail, state).shape == (2, 3)
+    changed = state.clone()
+    changed[0] += 1.0  # the state reaches every agent's logits of its own copy only
+    delta = (model.logits(obs, changed) - model.logits(obs, state)).abs().sum((1, 2))
+    assert delta[0] > 0 and delta[1] == 0
+    with pytest.raises(LogoError, match="pass state"):
+        model.act(obs, avail)
+    with pytest.raises(LogoError, match="actor_input"):
+        OnlineMAPPO(3, 5, 7, "discrete", 4, actor_input="state")
+
+
 # ---- in SMAX -------------------------------------------------------------------------------------
 
 
