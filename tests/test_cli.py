@@ -20,8 +20,9 @@ STACKED_CONFIGS = [c for c in CONFIGS if c.parent.name == "world_model"]  # stac
 SAMPLING_CONFIGS = [c for c in CONFIGS if c.parent.name == "sampling"]  # stacked after a policy config
 LOGGER_CONFIGS = [c for c in CONFIGS if c.parent.name == "logger"]  # stacked last, after any stage config
 PIPELINE_CONFIGS = [c for c in CONFIGS if "\nmethods:" in c.read_text()]  # logo pipeline, not LightningCLI
-CONFIGS = [c for c in CONFIGS
-           if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + LOGGER_CONFIGS + PIPELINE_CONFIGS]
+TIERS_CONFIGS = [c for c in CONFIGS if c.parent.name == "tiers"]  # logo tiers, not LightningCLI
+CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + LOGGER_CONFIGS
+           + PIPELINE_CONFIGS + TIERS_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -140,5 +141,13 @@ def test_every_collect_config_parses(config, capsys):
     assert "behaviour:" in printed and "out:" in printed
 
 
+@pytest.mark.parametrize("config", TIERS_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in TIERS_CONFIGS])
+def test_every_tiers_config_parses(config, capsys):
+    printed = printed_config(["tiers", "--config", str(config)], capsys)
+    assert "behaviour:" in printed and "medium_fraction: 0.5" in printed  # the same fraction for every scenario
+    for behaviour in yaml.safe_load(config.read_text())["behaviour"]:
+        assert (ROOT / behaviour).is_file(), behaviour
+
+
 def test_there_are_configs_to_parse():
-    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS and SAMPLING_CONFIGS and PIPELINE_CONFIGS
+    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS and SAMPLING_CONFIGS and PIPELINE_CONFIGS and TIERS_CONFIGS
