@@ -82,28 +82,31 @@ def test_env_evaluation_callback_takes_a_planner(hopper_fits, hopper_random):
     callback.teardown(None, None, "evaluate")
 
 
-def test_bad_planner_input_from_the_command_line_is_one_clear_error(hopper_fits, capsys, tmp_path):
+def test_bad_planner_input_from_the_command_line_is_one_clear_error(hopper_fits, discrete_dataset, capsys, tmp_path):
+    """The planner's rows of docs/bad_input.md (here, where a real environment runs)."""
+    from tests.test_bad_input import assert_user_error, fit_world_model, run_logo
+
     config, policy_ckpt, wm_ckpt, bc_ckpt = hopper_fits
-    base = ["evaluate", "--config", str(config), "--episodes", "1"]
+    other = fit_world_model(discrete_dataset, tmp_path / "other")  # a world model of a 3-agent point-mass dataset
+    base = ["evaluate", "--config", config, "--episodes", "1", "--ckpt_path", policy_ckpt]
     cases = [
-        (["--ckpt_path", str(policy_ckpt), "--planner.world_model", str(wm_ckpt), "--planner.candidates", "0"],
-         "planner.candidates: expected a positive integer, got 0"),
-        (["--ckpt_path", str(policy_ckpt), "--planner.world_model", str(policy_ckpt)],
-         "planner.world_model: world-model checkpoint"),
-        (["--ckpt_path", str(policy_ckpt), "--planner.world_model", str(tmp_path / "nope.ckpt")],
-         "planner.world_model: world-model checkpoint"),
+        (["--planner.world_model", wm_ckpt, "--planner.candidates", "0"],
+         ("planner.candidates: expected a positive integer, got 0",)),
+        (["--planner.world_model", other],
+         (f"planner.world_model {other} does not fit mamujoco/Hopper-3x1", "obs_dim: world model",
+          "plan with a world model trained on this environment's dataset")),
+        (["--planner.world_model", policy_ckpt],
+         (f"planner.world_model: world-model checkpoint {policy_ckpt}: it is a policy checkpoint",)),
+        (["--planner.world_model", tmp_path / "nope.ckpt"], ("planner.world_model: world-model checkpoint",
+                                                              "no such file")),
+        (["--config", config.parent / "bc.yaml", "--ckpt_path", bc_ckpt, "--planner.world_model", wm_ckpt],
+         ("planner.terminal_value: BCPolicy has no critic", "planner.terminal_value: false")),
     ]
-    for extra, message in cases:
-        capsys.readouterr()
-        assert main([*base, *extra]) == 2, extra
-        assert message in capsys.readouterr().err, extra
-    # a BC policy has no critic for the terminal value
-    bc_config = config.parent / "bc.yaml"
-    assert main(["evaluate", "--config", str(bc_config), "--ckpt_path", str(bc_ckpt), "--episodes", "1",
-                 "--planner.world_model", str(wm_ckpt)]) == 2
-    assert "planner.terminal_value: BCPolicy has no critic" in capsys.readouterr().err
-    assert main(["evaluate", "--config", str(bc_config), "--ckpt_path", str(bc_ckpt), "--episodes", "1",
-                 "--planner.world_model", str(wm_ckpt), "--planner.terminal_value", "false",
+    for extra, names in cases:
+        code, err = run_logo([*base, *extra], capsys)
+        assert_user_error(code, err, *names)
+    assert main(["evaluate", "--config", str(config.parent / "bc.yaml"), "--ckpt_path", str(bc_ckpt), "--episodes",
+                 "1", "--planner.world_model", str(wm_ckpt), "--planner.terminal_value", "false",
                  "--planner.candidates", "2", "--planner.horizon", "1"]) == 0
 
 
@@ -122,3 +125,20 @@ def test_pipeline_rows_plan_around_the_named_methods(hopper_fits, hopper_random)
     planner = MPCPlanner(load_policy(policy_ckpt), load_world_model(wm_ckpt), env.spec, options)
     assert planned["return_mean"] == pytest.approx(evaluate_policy(env, planner, 2, 3).metrics()["return_mean"])
     env.close()
+
+
+def test_a_world_model_of_another_scenario_is_refused_even_with_the_same_dims(hopper_fits):
+    import dataclasses
+
+    from logo.errors import LogoError
+    from logo.planning import load_planner_model
+
+    _, _, wm_ckpt, _ = hopper_fits
+    env = make_env("mamujoco", "Hopper-3x1", num_envs=1)
+    spec = env.spec
+    env.close()
+    assert load_planner_model(MPCOptions(world_model=str(wm_ckpt)), spec).hparams.obs_dim == spec.obs_dim
+    other = dataclasses.replace(spec, scenario="Hopper-3x1-elsewhere")
+    with pytest.raises(LogoError, match="planner.world_model .* was trained on a dataset of mamujoco/Hopper-3x1, "
+                                        "not mamujoco/Hopper-3x1-elsewhere"):
+        load_planner_model(MPCOptions(world_model=str(wm_ckpt)), other)
