@@ -192,7 +192,7 @@ class ConstantContinuous:
 
 def test_continuous_planning_moves_towards_the_best_action_within_the_bounds():
     for options in ({"refine": "cem", "select": "best"}, {"refine": "mppi", "select": "mppi", "temperature": 0.05}):
-        def error(iterations: int) -> float:
+        def error(iterations: int, options=options) -> float:
             chosen = plan(BowlModel(1.2), ConstantContinuous(), spec=CSPEC, proposal="policy", candidates=64,
                           iterations=iterations, noise_std=0.5, elites=8, **options)
             assert chosen.shape == (1, N, 1) and chosen.dtype == np.float32
