@@ -15,6 +15,7 @@ The JSON result (atomic) holds every per-seed number; a markdown table is printe
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -30,15 +31,17 @@ from logo.planning import MPCOptions, MPCPlanner, load_planner_model
 from logo.policy.checkpoint import load_policy
 
 
-def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, default_h: int
+def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, default_h: int, base: MPCOptions
              ) -> list[tuple[str, str | None, dict]]:
     """(row name, world-model name or None for the policy alone, MPCOptions overrides), in table order."""
     rows: list[tuple[str, str | None, dict]] = [("policy alone", None, {})]
     for model in models:
         rows.append((f"+ MPC ({model}) K={default_k} H={default_h}", model, {}))
-    first = models[0]
-    rows.append((f"+ MPC ({first}) K={default_k} H={default_h} lambda=0", first, {"uncertainty_penalty": 0.0}))
-    rows.append((f"+ MPC ({first}) K={default_k} H={default_h} no terminal value", first, {"terminal_value": False}))
+    first, at = models[0], f"K={default_k} H={default_h}"
+    rows.append((f"+ MPC ({first}) {at} lambda=0", first, {"uncertainty_penalty": 0.0}))
+    rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}))
+    other = "last" if base.value_at == "end" else "end"
+    rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}))
     for k in ks:
         for h in hs:
             if (k, h) != (default_k, default_h):
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep_k", type=int, nargs="*", default=[16, 64, 256])
     parser.add_argument("--sweep_h", type=int, nargs="*", default=[1, 3, 5, 10])
     parser.add_argument("--sweep_seeds", type=int, default=1, help="policy checkpoints the K x H sweep runs on")
+    parser.add_argument("--options", default="{}", help="JSON of MPCOptions for every MPC row, e.g. "
+                        '\'{"value_at": "last"}\'')
     parser.add_argument("--out", required=True, help="JSON result file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -66,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     _, spec = open_dataset(args.data)
     env, reference = make_dataset_env(spec, num_envs=min(args.num_envs, args.episodes))
     paths = dict(item.split("=", 1) for item in args.world_models)
-    base = MPCOptions(candidates=args.candidates, horizon=args.horizon)
+    base = MPCOptions(**{**json.loads(args.options), "candidates": args.candidates, "horizon": args.horizon})
     models = {name: load_planner_model(MPCOptions(world_model=path), env.spec) for name, path in paths.items()}
     policies = [load_policy(path).eval() for path in args.policies]
     default = (args.candidates, args.horizon)
     started = time.perf_counter()
     results = []
-    for name, model_name, overrides in settings(list(paths), args.sweep_k, args.sweep_h, *default):
+    for name, model_name, overrides in settings(list(paths), args.sweep_k, args.sweep_h, *default, base):
         in_sweep = model_name == next(iter(paths)) and ("candidates" in overrides or "horizon" in overrides)
         per_seed = []
         for i, policy in enumerate(policies):

@@ -7,7 +7,8 @@ At every environment step, for each env copy, :class:`MPCPlanner`
    in the unit box for continuous ones), or uniform ones; candidate 0 is the noise-free policy;
 2. rolls all B x K of them out in the world model together, one batched ``step`` per model step;
 3. scores each (:func:`score_rollouts`) by its predicted discounted reward, plus ``gamma^H`` times the
-   policy critic's ``Q_tot`` at the end state with the policy's action (``terminal_value``), minus
+   policy critic's ``Q_tot`` at the end state with the policy's action (``terminal_value``; ``value_at: last``
+   instead puts the critic's Q of the plan's last state and action in place of the last reward), minus
    ``uncertainty_penalty`` times its summed uncertainty u; a predicted termination ends the branch
    (no later reward, u or value);
 4. with ``iterations > 1`` refits a per-step action distribution to the elites (CEM) or to the
@@ -75,8 +76,12 @@ class MPCOptions:
             agent the weighted vote over the candidates' first actions, discrete; the weighted mean, continuous).
         gamma: discount of the predicted rewards and the terminal value; None: the policy's ``gamma`` (0.99
             when it has none).
-        terminal_value: add ``gamma^H * Q_tot`` of the end state with the policy's action (needs a policy with
-            a critic: DiscreteMACQL or ContinuousMACQL), divided by its ``reward_scale``.
+        terminal_value: add the critic's value (needs a policy with a critic: DiscreteMACQL or ContinuousMACQL),
+            divided by its ``reward_scale``, where ``value_at`` says.
+        value_at: ``end``: ``gamma^H * Q_tot(s_H, pi(o_H))`` at the predicted end state with the policy's action;
+            ``last``: ``gamma^(H-1) * Q_tot(s_{H-1}, a_{H-1})`` of the plan's own last action in place of that
+            step's predicted reward (with H_p = 1 the critic scores the candidates at the real state: one
+            model prediction less for the critic to read).
         include_policy: candidate 0 of the first round is the noise-free policy (so planning can fall back on it).
         sample_model: step the world model stochastically (an ensemble's random elite per row, ``sample_next``)
             with the planner's generator; False: the model's mean prediction.
@@ -98,6 +103,7 @@ class MPCOptions:
     select: Literal["best", "mppi"] = "best"
     gamma: float | None = None
     terminal_value: bool = True
+    value_at: Literal["end", "last"] = "end"
     include_policy: bool = True
     sample_model: bool = False
 
@@ -115,33 +121,40 @@ class MPCOptions:
         if self.gamma is not None and not 0.0 <= self.gamma <= 1.0:
             raise LogoError(f"planner.gamma: expected a discount in [0, 1], got {self.gamma}")
         choices = {"refine": ("cem", "mppi"), "proposal": ("policy", "uniform"), "noise": ("epsilon", "boltzmann"),
-                   "select": ("best", "mppi")}
+                   "select": ("best", "mppi"), "value_at": ("end", "last")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise LogoError(f"planner.{name}: expected one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
 
 def score_rollouts(rewards: torch.Tensor, dones: torch.Tensor, uncertainty: torch.Tensor,
-                   terminal: torch.Tensor | None, gamma: float, penalty: float) -> torch.Tensor:
+                   terminal: torch.Tensor | None, gamma: float, penalty: float,
+                   value_at: Literal["end", "last"] = "end") -> torch.Tensor:
     """Scores [R] of R model rollouts of H steps: ``sum_h gamma^h r_h + gamma^H V - penalty * sum_h u_h``.
 
     A branch contributes the reward and u of every step up to and including its first predicted
-    termination, and the terminal value only if it never terminated.
+    termination, and (``value_at: end``) the terminal value only if it never terminated. With
+    ``value_at: last``, ``terminal`` is the critic's Q of the last step's state and action, which takes the place
+    of that step's reward (``gamma^(H-1) Q``) for every branch alive at that step (Q already holds the reward of a
+    terminating step).
 
     Args:
         rewards: [H, R] predicted rewards.
         dones: [H, R] bool, predicted termination at step h.
         uncertainty: [H, R] u of each step.
-        terminal: [R] value of the state after the last step (None: no terminal value).
+        terminal: [R] value of the state after the last step, or (``last``) Q of the last step (None: no value).
         gamma: discount.
         penalty: weight of the summed u.
+        value_at: where ``terminal`` applies, ``end`` or ``last`` (see above).
     """
     horizon = rewards.shape[0]
     ended_before = torch.cumsum(dones.float(), 0) - dones.float()  # [H, R] terminations before step h
     alive = (ended_before == 0).to(rewards.dtype)  # [H, R] the step is taken
     discount = gamma ** torch.arange(horizon, dtype=rewards.dtype, device=rewards.device).unsqueeze(1)  # [H, 1]
+    if terminal is not None and value_at == "last":
+        rewards = torch.cat([rewards[:-1], terminal.unsqueeze(0)])  # Q(s_{H-1}, a_{H-1}) replaces r_{H-1}
     score = (alive * (discount * rewards - penalty * uncertainty)).sum(0)
-    if terminal is not None:
+    if terminal is not None and value_at == "end":
         never_ended = ~dones.any(0)
         score = score + torch.where(never_ended, gamma ** horizon * terminal, torch.zeros_like(terminal))
     return score
@@ -280,6 +293,7 @@ class MPCPlanner:
         opt = self.options
         generator = self.generator if opt.sample_model else None
         rewards, dones, us, seq = [], [], [], []
+        last = (obs, state)
         for h in range(opt.horizon):
             if dist is None:
                 actions = self._propose(obs, state, avail)
@@ -288,6 +302,7 @@ class MPCPlanner:
                 if replay is not None:
                     actions = self._replay(actions, replay[h], avail)
             seq.append(actions)
+            last = (obs, state)
             env_actions = actions if self.discrete else self._unscale(actions)
             out = self.model.step(obs, state, env_actions, avail, generator=generator)
             rewards.append(out.reward.float())
@@ -296,9 +311,13 @@ class MPCPlanner:
             obs, state = out.next_obs, out.next_state
             if self.discrete:
                 avail = legal_or_all(out.next_avail) if out.next_avail is not None else avail
-        terminal = self._terminal_value(obs, state, avail) if opt.terminal_value else None
+        terminal = None
+        if opt.terminal_value and opt.value_at == "end":
+            terminal = self._terminal_value(obs, state, avail)
+        elif opt.terminal_value:
+            terminal = self._q_tot(*last, env_actions)
         score = score_rollouts(torch.stack(rewards), torch.stack(dones), torch.stack(us), terminal, self.gamma,
-                               opt.uncertainty_penalty)
+                               opt.uncertainty_penalty, opt.value_at)
         return torch.stack(seq), score
 
     def _candidate_zero(self, rows: int) -> torch.Tensor:
@@ -382,8 +401,11 @@ class MPCPlanner:
         return (weights.view(*weights.shape, 1, 1) * first).sum(1).clamp(-1.0, 1.0)
 
     def _terminal_value(self, obs: torch.Tensor, state: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
-        """Q_tot [R] of the end states with the policy's action, in reward units."""
-        actions = self.policy.act(obs, avail_actions=avail, state=state)
+        """Q_tot [R] of the end states with the policy's (greedy, legal) action, in reward units."""
+        return self._q_tot(obs, state, self.policy.act(obs, avail_actions=avail, state=state))
+
+    def _q_tot(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The critic's Q_tot [R] of joint actions (environment units) at obs and state, in reward units."""
         return self.policy.q_tot(obs, state, actions).float() / self.reward_scale
 
     def _scale(self, actions: torch.Tensor) -> torch.Tensor:

@@ -88,6 +88,11 @@ def test_score_rollouts_by_hand():
     # branch 0: 1 + 0.5 * 2 + 0.25 * 4 + 0.125 * 10 - 2 * 1.5; branch 1: 1 + 0.5 * 2 - 2 * 1.0, no value
     assert score.tolist() == pytest.approx([1 + 1 + 1 + 1.25 - 3.0, 1 + 1 - 2.0])
     assert score_rollouts(rewards, dones, u, None, 1.0, 0.0).tolist() == pytest.approx([7.0, 3.0])
+    # value_at last: Q of the last step replaces its reward, for branches alive at that step (branch 1 is not)
+    last = score_rollouts(rewards, dones, u, terminal, gamma=0.5, penalty=0.0, value_at="last")
+    assert last.tolist() == pytest.approx([1 + 1 + 0.25 * 10, 1 + 1])
+    ended_last = torch.tensor([[False], [False], [True]])  # a termination at the last step keeps its Q
+    assert score_rollouts(rewards[:, :1], ended_last, u[:, :1], terminal[:1], 1.0, 0.0, "last").item() == 13.0
 
 
 def test_the_planner_finds_the_known_best_action_and_plans_ahead():
@@ -171,6 +176,8 @@ def test_the_terminal_value_counts_at_the_end_of_the_plan():
     model, critic = ChargeModel(reward=(0.0, 0.0, 0.5), charge=True), FixedPolicy(value=10.0)
     assert plan(model, critic, terminal_value=False).tolist() == [[2, 2]]
     assert plan(model, critic, terminal_value=True, gamma=0.9).tolist() == [[1, 1]]
+    # value_at last: the critic's Q of step 1 (10 in the charged state) replaces step 1's reward
+    assert plan(model, critic, terminal_value=True, value_at="last", horizon=2, gamma=1.0).tolist() == [[1, 1]]
 
 
 class BowlModel:
