@@ -31,21 +31,26 @@ from logo.planning import MPCOptions, MPCPlanner, load_planner_model
 from logo.policy.checkpoint import load_policy
 
 
-def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, default_h: int, base: MPCOptions
-             ) -> list[tuple[str, str | None, dict]]:
-    """(row name, world-model name or None for the policy alone, MPCOptions overrides), in table order."""
-    rows: list[tuple[str, str | None, dict]] = [("policy alone", None, {})]
+def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, default_h: int, base: MPCOptions,
+             lambdas: list[float]) -> list[tuple[str, str | None, dict, bool]]:
+    """(row name, world-model name or None for the policy alone, MPCOptions overrides, whether every policy seed
+    plays it), in table order: the policy alone and MPC in each world model on every seed, then variants of the
+    first world model's row (lambda, the terminal value) and the K x H_p sweep on the first ``--sweep_seeds``."""
+    rows: list[tuple[str, str | None, dict, bool]] = [("policy alone", None, {}, True)]
     for model in models:
-        rows.append((f"+ MPC ({model}) K={default_k} H={default_h}", model, {}))
+        rows.append((f"+ MPC ({model}) K={default_k} H={default_h}", model, {}, True))
     first, at = models[0], f"K={default_k} H={default_h}"
-    rows.append((f"+ MPC ({first}) {at} lambda=0", first, {"uncertainty_penalty": 0.0}))
-    rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}))
+    for lam in lambdas:
+        if lam != base.uncertainty_penalty:
+            rows.append((f"+ MPC ({first}) {at} lambda={lam:g}", first, {"uncertainty_penalty": lam}, False))
+    if base.terminal_value:
+        rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}, False))
     other = "last" if base.value_at == "end" else "end"
-    rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}))
+    rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}, False))
     for k in ks:
         for h in hs:
             if (k, h) != (default_k, default_h):
-                rows.append((f"+ MPC ({first}) K={k} H={h}", first, {"candidates": k, "horizon": h}))
+                rows.append((f"+ MPC ({first}) K={k} H={h}", first, {"candidates": k, "horizon": h}, False))
     return rows
 
 
@@ -61,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=int, default=5, help="default H_p")
     parser.add_argument("--sweep_k", type=int, nargs="*", default=[16, 64, 256])
     parser.add_argument("--sweep_h", type=int, nargs="*", default=[1, 3, 5, 10])
-    parser.add_argument("--sweep_seeds", type=int, default=1, help="policy checkpoints the K x H sweep runs on")
+    parser.add_argument("--sweep_seeds", type=int, default=1, help="policy checkpoints the variants and the K x H "
+                        "sweep run on")
+    parser.add_argument("--lambdas", type=float, nargs="*", default=[0.0, 0.1], help="variants of lambda")
     parser.add_argument("--options", default="{}", help="JSON of MPCOptions for every MPC row, e.g. "
                         '\'{"value_at": "last"}\'')
     parser.add_argument("--out", required=True, help="JSON result file")
@@ -77,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     default = (args.candidates, args.horizon)
     started = time.perf_counter()
     results = []
-    for name, model_name, overrides in settings(list(paths), args.sweep_k, args.sweep_h, *default, base):
-        in_sweep = model_name == next(iter(paths)) and ("candidates" in overrides or "horizon" in overrides)
+    for name, model_name, overrides, every_seed in settings(list(paths), args.sweep_k, args.sweep_h, *default, base,
+                                                             args.lambdas):
         per_seed = []
         for i, policy in enumerate(policies):
-            if in_sweep and i >= args.sweep_seeds:
+            if not every_seed and i >= args.sweep_seeds:
                 break
             if model_name is None:
                 player = ModulePolicy(policy, env.spec)

@@ -263,3 +263,19 @@ def test_bad_planner_input_gets_one_clear_error_naming_the_option(tmp_path):
         load_planner_model(MPCOptions(), SPEC)
     with pytest.raises(LogoError, match="planner.world_model: .*no such file"):
         load_planner_model(MPCOptions(world_model=str(tmp_path / "nope.ckpt")), SPEC)
+
+
+def test_q_tot_of_the_macqls_is_their_critics_value_of_the_given_actions():
+    from logo.policy import ContinuousMACQL
+
+    torch.manual_seed(0)
+    policy = DiscreteMACQL(N, 2, 2, "discrete", A, hidden_sizes=[16]).eval()
+    obs, state = torch.randn(5, N, 2), torch.randn(5, 2)
+    actions = torch.randint(A, (5, N))
+    batch = {"obs": obs, "state": state, "actions": actions, "rewards": torch.zeros(5), "next_obs": obs,
+             "next_state": state, "terminals": torch.zeros(5)}
+    torch.testing.assert_close(policy.q_tot(obs, state, actions), policy.losses(batch)["q_data"])
+    continuous = ContinuousMACQL(N, 2, 2, "continuous", 1, hidden_sizes=[16]).eval()
+    raw = torch.rand(5, N, 1) * 2 - 1
+    q1, q2 = continuous.q_values(continuous.critic, state, continuous.scale_actions(raw))
+    torch.testing.assert_close(continuous.q_tot(obs, state, raw), torch.min(q1, q2))
