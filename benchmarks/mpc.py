@@ -54,6 +54,32 @@ def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, de
     return rows
 
 
+@torch.no_grad()
+def critic_gap(policy, model, data_path: str, transitions: int = 2000, seed: int = 0) -> dict[str, float]:
+    """What the planner's terminal value reads: the critic's value of the policy's action at the real next step and
+    at the world model's prediction of it, from the same dataset transitions (non-terminal ones)."""
+    from logo.data.reader import OfflineDataset, gather_transitions
+
+    data = OfflineDataset.load(data_path)
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(data.n_transitions, generator=generator)[:transitions]
+    t = gather_transitions(data.storage(), idx)
+    alive = t["terminals"] == 0
+    out = model.step(t["obs"], t["state"], t["actions"], t.get("avail_actions"))
+
+    def value(obs, state, avail):
+        return policy.q_tot(obs, state, policy.act(obs, avail_actions=avail, state=state))
+
+    real = value(t["next_obs"], t["next_state"], t.get("next_avail_actions"))[alive]
+    predicted = value(out.next_obs, out.next_state, out.next_avail)[alive]
+    return {"q_data": float(policy.q_tot(t["obs"], t["state"], t["actions"]).mean()),
+            "value_real_next": float(real.mean()), "value_predicted_next": float(predicted.mean()),
+            "value_abs_gap": float((real - predicted).abs().mean()),
+            "next_obs_mse": float((out.next_obs - t["next_obs"]).square().mean()),
+            "next_obs_var": float(t["next_obs"].var(0).mean()),
+            "returns_to_go": float(data.returns_to_go(policy.hparams.get("gamma", 0.99))[idx.numpy()].mean())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the dataset whose environment is played")
@@ -104,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         results.append({"row": name, "world_model": model_name, "options": overrides, "per_seed": per_seed})
     env.close()
-    record = {"data": args.data, "policies": args.policies, "world_models": paths, "episodes": args.episodes,
-              "num_envs": args.num_envs, "eval_seed": args.eval_seed, "default_options": base.__dict__,
+    gaps = {name: [critic_gap(policy, model, args.data) for policy in policies] for name, model in models.items()}
+    for name, per_seed in gaps.items():
+        print(f"[mpc] critic at real vs {name}-predicted next steps: "
+              + "; ".join(f"{k} {mean_std([g[k] for g in per_seed], 3)}" for k in per_seed[0]), flush=True)
+    record = {"critic_gap": gaps, "data": args.data, "policies": args.policies, "world_models": paths,
+              "episodes": args.episodes, "num_envs": args.num_envs, "eval_seed": args.eval_seed,
+              "default_options": base.__dict__,
               "rows": results, "seconds": time.perf_counter() - started, "git_revision": provenance.git_revision(),
               "machine": provenance.machine(torch.device("cpu")), "command": " ".join(["python", *sys.argv])}
     provenance.write_json(Path(args.out), record)
