@@ -279,6 +279,8 @@ class MPCPlanner:
             legal = avail.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             if not bool(legal.all()):  # cannot happen: first steps are drawn under the real mask
                 raise RuntimeError("MPCPlanner: the planned first action is illegal under the real legal actions")
+        if actions.device.type == "cuda":  # time the work, not its launch
+            torch.cuda.synchronize(actions.device)
         self.seconds += time.perf_counter() - started
         self.steps += 1
         self.transitions += b * k * opt.horizon * opt.iterations
