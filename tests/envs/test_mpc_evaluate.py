@@ -142,3 +142,29 @@ def test_a_world_model_of_another_scenario_is_refused_even_with_the_same_dims(ho
     with pytest.raises(LogoError, match="planner.world_model .* was trained on a dataset of mamujoco/Hopper-3x1, "
                                         "not mamujoco/Hopper-3x1-elsewhere"):
         load_planner_model(MPCOptions(world_model=str(wm_ckpt)), other)
+
+
+@pytest.mark.slow
+def test_logo_evaluate_plans_in_smax_with_discrete_actions(tmp_path, capfd):
+    """The discrete path end to end: a small SMAX 3m dataset, a LOGO world model and DiscreteMACQL fitted on it,
+    then `logo evaluate` with the planner (legal actions from the real env first, the model's head after)."""
+    pytest.importorskip("jaxmarl", reason="needs the 'smax' extra")
+    from logo.collect import collect
+
+    data = tmp_path / "smax.zarr"
+    collect(env="smax", scenario="3m", behaviour="scripted", quality="medium", out=str(data), episodes=8,
+            num_envs=4, epsilon=0.25, progress=False)
+    wm = fit_config(tmp_path, data, "wm", {"class_path": "LogoWorldModel",
+                                           "init_args": {"hidden_sizes": [32, 32], "latent_dim": 16}})
+    policy = fit_config(tmp_path, data, "macql", {"class_path": "DiscreteMACQL",
+                                                  "init_args": {"hidden_sizes": [32, 32], "cql_samples": 4}})
+    for config in (wm, policy):
+        assert main(["fit", "--config", str(config)]) == 0
+    capfd.readouterr()
+    assert main(["evaluate", "--config", str(policy), "--ckpt_path", str(tmp_path / "macql" / "last.ckpt"),
+                 "--episodes", "4", "--num_envs", "4", "--planner.world_model", str(tmp_path / "wm" / "last.ckpt"),
+                 "--planner.candidates", "8", "--planner.horizon", "3", "--planner.iterations", "2"]) == 0
+    out = capfd.readouterr().out
+    printed = dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
+    assert float(printed["episodes"]) == 4 and float(printed["plan_ms_per_step"]) > 0, out
+    assert 0.0 <= float(printed["win_rate"]) <= 1.0
