@@ -15,10 +15,12 @@ from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import EvaluationResult, evaluate_policy, make_dataset_env
 from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError
+from logo.planning import MPCOptions, MPCPlanner, load_planner_model
 
 
 class EnvEvaluation(Callback):
-    """Run the policy greedily for ``episodes`` episodes on fixed seeds, log the results and record the learning curve.
+    """Run the policy greedily (or planning around it with MPC) for ``episodes`` episodes on fixed seeds, log the
+    results and record the learning curve.
 
     Logged as ``{prefix}/return_mean``, ``return_std``, ``return_min``, ``return_max``, ``length_mean``,
     ``win_rate`` (where the env has one) and ``normalized_score`` (where reference returns are known:
@@ -38,6 +40,10 @@ class EnvEvaluation(Callback):
     every rank logs the same values (a monitor works everywhere); the loggers and the curve file are
     written once, by rank 0, whose own training metrics the curve averages.
 
+    With ``planner`` the module acts through :class:`~logo.planning.MPCPlanner` (centralised: it reads the global
+    state), which plans every step in the planner's world model; its cost is logged too
+    (``plan_ms_per_step``, ``model_transitions_per_s``).
+
     Args:
         env: environment family; default: the dataset's.
         scenario: scenario name; default: the dataset's.
@@ -54,13 +60,14 @@ class EnvEvaluation(Callback):
         curve_file: file name of the learning curve in the run's log folder; null: keep it in memory only
             (``callback.curve``).
         label: the run's name in curve plots (default: the model's class name).
+        planner: plan with MPC around the policy in ``planner.world_model`` (None: the policy acts alone).
     """
 
     def __init__(self, env: str | None = None, scenario: str | None = None, env_options: dict[str, Any] | None = None,
                  episodes: int = 10, num_envs: int = 1, seed: int = 0, every_n_epochs: int | None = None,
                  every_n_steps: int | None = None, random_return: float | None = None,
                  expert_return: float | None = None, prefix: str = "eval", curve_file: str | None = "curve.json",
-                 label: str | None = None):
+                 label: str | None = None, planner: MPCOptions | None = None):
         if every_n_epochs is not None and every_n_steps is not None:
             raise LogoError(f"EnvEvaluation: give every_n_epochs ({every_n_epochs}) or every_n_steps "
                             f"({every_n_steps}), not both")
@@ -77,7 +84,8 @@ class EnvEvaluation(Callback):
         self.every_n_steps = every_n_steps
         self.every_n_epochs = every_n_epochs if every_n_epochs is not None or every_n_steps is not None else 1
         self.reference = None if random_return is None else {"random": random_return, "expert": expert_return}
-        self.prefix, self.curve_file, self.label = prefix, curve_file, label
+        self.prefix, self.curve_file, self.label, self.planner = prefix, curve_file, label, planner
+        self._planner_model = None
         self._env: MultiAgentEnv | None = None
         self.last_result: EvaluationResult | None = None
         self.curve = LearningCurve()
@@ -109,13 +117,18 @@ class EnvEvaluation(Callback):
             raise LogoError("EnvEvaluation: give env and scenario, or use a data module with a dataset spec")
         self._env, reference = make_dataset_env(spec, self.num_envs, self.env, self.scenario, self.env_options)
         self.reference = self.reference or reference
+        if self.planner is not None and self._planner_model is None:
+            self._planner_model = load_planner_model(self.planner, self._env.spec)
 
     def evaluate(self, pl_module: LightningModule) -> EvaluationResult:
         """One evaluation of ``pl_module`` (anything with logo's ``act``), restoring its train/eval mode."""
         was_training = pl_module.training
         pl_module.eval()
         try:
-            policy = ModulePolicy(pl_module, self._env.spec)
+            if self.planner is None:
+                policy = ModulePolicy(pl_module, self._env.spec)
+            else:
+                policy = MPCPlanner(pl_module, self._planner_model, self._env.spec, self.planner, seed=self.seed)
             self.last_result = evaluate_policy(self._env, policy, self.episodes, self.seed, self.reference)
         finally:
             pl_module.train(was_training)

@@ -113,6 +113,13 @@ class DiscreteMACQL(OfflinePolicy):
         explore = torch.rand(greedy.shape, generator=generator, device=greedy.device) < eps
         return torch.where(explore, random, greedy)
 
+    @torch.no_grad()
+    def q_tot(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_tot [B] of joint actions [B, N] at raw obs [B, N, obs_dim] and state [B, state_dim] (online networks,
+        in units of ``reward_scale`` times the reward), e.g. a planner's value of the end of a plan."""
+        q = self.q_values(obs).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)  # [B, N]
+        return self.mixer(q, self.state_norm(state))
+
     # ---- learning -----------------------------------------------------------------------------
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-transition [B] TD error, CQL term and Q_tot of the dataset actions (no reduction).

@@ -124,6 +124,12 @@ class ContinuousMACQL(OfflinePolicy):
         q1, q2 = critic(state.reshape(-1, state.shape[-1]), actions.reshape(-1, *actions.shape[-2:]))
         return q1.view(lead), q2.view(lead)
 
+    @torch.no_grad()
+    def q_tot(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """min(Q1, Q2) [B] of joint actions [B, N, action_dim] in the dataset's bounds at raw state [B, state_dim]
+        (``obs`` is unused: the critic is centralised), e.g. a planner's value of the end of a plan."""
+        return torch.min(*self.q_values(self.critic, state, self.scale_actions(actions)))
+
     def soft_td_target(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
                        ) -> torch.Tensor:
         """Soft clipped double-Q target [B] from the target critic and the current actors at next_obs."""
