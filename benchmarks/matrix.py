@@ -4,7 +4,7 @@
     python benchmarks/matrix.py run --quick --jobs 2      # the smoke check (~20 min on 2 CPU cores)
     python benchmarks/matrix.py run --only 'smax_3m/*'    # a subset (shell-style pattern on the run keys)
     python benchmarks/matrix.py list [--quick]            # the runs, their dependencies and whether done
-    python benchmarks/matrix.py aggregate [--quick] [--update docs/results.md]
+    python benchmarks/matrix.py aggregate [--quick] [--update docs/results.md] [--figures DIR]
 
 Every run is a unit with a key such as ``mpe_simple_spread/medium/macql/seed1`` and writes its own JSON
 file (``<results>/<key>.json``: config, seed, metrics, wall time, git revision, machine) atomically when
@@ -15,6 +15,9 @@ Units run as subprocesses (``matrix.py unit KEY``), ``--jobs`` at a time, each a
 
 ``aggregate`` reads whatever result files exist and prints markdown tables (mean ± std over seeds);
 ``--update FILE`` rewrites the part of FILE between ``<!-- matrix:begin -->`` and ``<!-- matrix:end -->``.
+Policy fits evaluate every ``evaluation.every_n_steps`` updates (``EnvEvaluation``), and each result holds that
+learning curve next to its final point; ``aggregate`` tabulates the curves and, with ``--update`` or
+``--figures``, draws one figure per scenario (``logo curves`` plots any of them too).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def load_matrix(path: str | Path = DEFAULT_MATRIX, quick: bool = False) -> dict[
     quick_block = matrix.pop("quick", {}) or {}
     matrix["quick"] = quick
     if quick:
-        for key in ("results", "runs", "seeds", "evaluation"):
+        for key in ("results", "runs", "seeds", "evaluation", "policy_overrides"):
             if key in quick_block:
                 matrix[key] = quick_block[key]
         if "scenarios" in quick_block:
@@ -165,6 +168,16 @@ def _evaluate(spec, matrix: dict[str, Any], make_policy) -> tuple[Any, dict[str,
     return result, reference
 
 
+def curve_callbacks(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The policy fits' callbacks: an EnvEvaluation every ``evaluation["every_n_steps"]`` updates on the final
+    evaluation's episodes and seeds (its last point is the final evaluation), or none where that is unset."""
+    if not evaluation.get("every_n_steps"):
+        return []
+    return [{"class_path": "EnvEvaluation",
+             "init_args": {"episodes": evaluation["episodes"], "num_envs": evaluation["num_envs"],
+                           "seed": evaluation["first_seed"], "every_n_steps": evaluation["every_n_steps"]}}]
+
+
 def _scores(returns, wins, reference: dict[str, float] | None) -> dict[str, Any]:
     """Mean and std of the episode returns, the win rate (where the env has one), the normalised score."""
     import numpy as np
@@ -229,7 +242,8 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         method = next(m for m in matrix["methods"] if m["name"] == unit.method)
         configs = [scenario["policy"] if c == "{policy}" else c for c in method["configs"]]
         overrides: dict[str, Any] = {"trainer.max_steps": scenario["policy_updates"], "trainer.max_epochs": -1,
-                                     "trainer.callbacks": [], "trainer.enable_checkpointing": False}
+                                     "trainer.callbacks": curve_callbacks(matrix["evaluation"]),
+                                     "trainer.enable_checkpointing": False, **matrix.get("policy_overrides", {})}
         world_model = None
         if unit.world_model:
             wm_key = world_model_key(unit.scenario, unit.quality, unit.world_model, unit.seed)
@@ -244,15 +258,18 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
         if unit.ablation:
             overrides[unit.ablation["key"]] = unit.ablation["value"]
         cli = _fit(configs, overrides, run_dir, dataset["path"], unit.seed)
-        fit_seconds = time.perf_counter() - started
+        from logo.callbacks import EnvEvaluation
+
+        curve = next((c.curve.to_dict() for c in cli.trainer.callbacks if isinstance(c, EnvEvaluation)), None)
+        # the fit's own time, without the curve's evaluations (comparable with runs that had none)
+        fit_seconds = time.perf_counter() - started - sum(p["eval_seconds"] for p in (curve or {}).get("points", []))
         train_metrics = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if v.numel() == 1}
         module = cli.model.cpu().eval()
         result, reference = _evaluate(cli.datamodule.spec, matrix, lambda env_spec: ModulePolicy(module, env_spec))
         out.update(method=unit.method, world_model=world_model, ablation=unit.ablation, configs=configs,
                    overrides=overrides, model_class=type(module).__name__, updates=cli.trainer.global_step,
                    fit_seconds=fit_seconds, metrics=_scores(result.returns, result.wins, reference),
-                   train_metrics=train_metrics,
-                   evaluation=matrix["evaluation"])
+                   train_metrics=train_metrics, evaluation=matrix["evaluation"], curve=curve)
     out.update(wall_seconds=time.perf_counter() - started, git_revision=provenance.git_revision(),
                machine=provenance.machine(),
                torch_threads=torch.get_num_threads(),
@@ -439,8 +456,44 @@ def provenance_line(runs: list[dict[str, Any]]) -> str:
             f"{wall / 3600:.1f} h of run time in all")
 
 
-def aggregate(matrix: dict[str, Any], results: list[dict[str, Any]] | None = None) -> str:
-    """Markdown tables of every (scenario, quality) that has results, then the ablations."""
+def curve_section(policies: list[dict[str, Any]], matrix: dict[str, Any], scenario: str, quality: str,
+                  figures: Path | None, link_from: Path) -> list[str]:
+    """Markdown lines on the learning curves of one (scenario, quality)'s methods: a figure (written to ``figures``
+    where given; mean ± std over seeds per method) and a table of the score at each evaluation."""
+    from logo.curves import curve_from_dict, curve_table, default_panels
+
+    curves = [c for r in policies if (c := curve_from_dict(r, r["key"])) is not None and c.points]
+    if not curves:
+        return []
+    order = [m["name"] for m in matrix["methods"]]
+    groups: dict[str, list] = {}
+    for curve in sorted(curves, key=lambda c: (order.index(c.label) if c.label in order else len(order), c.label)):
+        groups.setdefault(curve.label, []).append(curve)
+    every = sorted({r["evaluation"].get("every_n_steps") for r in policies if r.get("curve")} - {None})
+    have = set().union(*(c.metrics() for c in curves))
+    score = "normalized_score" if "normalized_score" in have else "return_mean"
+    lines = ["", f"Learning curves: every {'/'.join(map(str, every))} updates on the same episodes and seeds as the "
+             f"final evaluation (its last point is the final point above); `{score}`, mean ± std over seeds:", "",
+             curve_table(groups, score, 1 if score == "normalized_score" else 2)]
+    q = "train/q_data_real"  # logo.curves gives runs on real data only this split too
+    if q in have and "train/rtg_real" in have:
+        rtg = [p["train/rtg_real"] for c in curves for p in c.points if "train/rtg_real" in p]
+        lines += ["", f"`{q}` (the critic's value of the data's actions on real rows, mean over the updates before "
+                  f"each point) against the data's discounted return-to-go on the same rows (`train/rtg_real`, "
+                  f"{sum(rtg) / len(rtg):.2f} on average over every point):", "", curve_table(groups, q, 2)]
+    if figures is not None:
+        from logo.curves import plot_curves
+
+        path = plot_curves(groups, Path(figures) / f"curves_{scenario}_{quality}.png", default_panels(curves),
+                           f"{scenario}, {quality}: mean ± std over seeds")
+        lines += ["", f"![learning curves, {scenario} {quality}]({os.path.relpath(path, link_from)})"]
+    return lines
+
+
+def aggregate(matrix: dict[str, Any], results: list[dict[str, Any]] | None = None, figures: Path | None = None,
+              link_from: Path | None = None) -> str:
+    """Markdown tables of every (scenario, quality) that has results, then the ablations. With ``figures``, the
+    learning-curve figures go there, linked relative to ``link_from`` (the markdown file's folder)."""
     if results is None:
         results = load_results(ROOT / matrix["results"])
     parts = []
@@ -465,6 +518,8 @@ def aggregate(matrix: dict[str, Any], results: list[dict[str, Any]] | None = Non
                              f"{evaluation['first_seed'] + evaluation['episodes'] - 1}); mean ± std over seeds "
                              f"of each seed's mean.")
                 lines += ["", policy_table(results, matrix, scenario["name"], quality)]
+                lines += curve_section(policies, matrix, scenario["name"], quality, figures,
+                                       Path(link_from or Path.cwd()))
             if any(r["kind"] == "world_model" for r in cell):
                 lines += ["", f"World models ({scenario['world_model_updates']} updates, best validation "
                           "checkpoint, held-out episodes):", "",
@@ -503,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--only", nargs="+", help="shell-style patterns on the run keys")
         if name == "aggregate":
             p.add_argument("--update", help="markdown file whose matrix markers receive the tables")
+            p.add_argument("--figures", help="folder for the learning-curve figures (default with --update: "
+                                             "figures/matrix next to that file; else none)")
         if name == "unit":
             p.add_argument("key")
     args = parser.parse_args(argv)
@@ -515,7 +572,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return 1 if run(matrix, Path(args.matrix).resolve(), args.jobs, args.only, args.threads) else 0
     if args.command == "aggregate":
-        text = aggregate(matrix)
+        figures = args.figures or (Path(args.update).parent / "figures" / "matrix" if args.update else None)
+        link_from = Path(args.update).parent if args.update else Path.cwd()
+        text = aggregate(matrix, figures=Path(figures) if figures else None, link_from=link_from)
         engineering = ROOT / Path(matrix["results"]).parent / "engineering"
         if engineering.is_dir():
             text += "\n\n## Engineering figures\n\n" + _sibling("engineering").tables(engineering)

@@ -23,7 +23,7 @@ from logo.data import OfflineMARLDataModule  # noqa: F401  (short class names in
 from logo.dims import LINKED_DIMS
 from logo.errors import LogoError, check_fits
 from logo.loggers import LogoCSVLogger, LogoWandbLogger, SaveConfigToLoggers  # noqa: F401
-from logo.online import OnlineEnvDataModule, OnlineTD3, ReplayExport  # noqa: F401
+from logo.online import OnlineEnvDataModule, OnlineMAPPO, OnlineTD3, ReplayExport, ReturnSnapshots, RolloutDataModule  # noqa: F401
 from logo.policy import BCPolicy, ContinuousMACQL, DiscreteMACQL  # noqa: F401
 from logo.synthetic import ModelRollouts  # noqa: F401
 from logo.trainer import LogoTrainer
@@ -34,7 +34,10 @@ TOOL_COMMANDS = {
     "data": ("logo.data.cli", "dataset tools: info, validate, merge, synth"),
     "collect": ("logo.collect", "record a behaviour policy in a real environment as a dataset"),
     "rollout": ("logo.synthetic.export", "roll a trained world model out and write the rollouts as a dataset"),
+    "tiers": ("logo.tiers", "train a behaviour policy online and write its expert / medium / medium-replay / mixed "
+                            "datasets"),
     "pipeline": ("logo.pipeline", "collect, fit the world model, fit BC / MACQL / LOGO+MACQL, evaluate, tabulate"),
+    "curves": ("logo.curves", "tabulate and plot the learning curves of runs (mean ± std over seeds)"),
 }
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # ckpt_path values Lightning resolves itself
 

@@ -157,7 +157,8 @@ def _collect(environment: MultiAgentEnv, behaviour: str, quality: str, out: str,
         }
         if all(w is not None for w in wins):
             collection["win_rate"] = float(np.mean(wins))
-        path = writer.close(extra_attrs={"collection": collection})
+        # kind: scripted tiers are not the literature's learned ones (those are made by `logo tiers`, kind learned)
+        path = writer.close(extra_attrs={"collection": collection, "provenance": {"kind": behaviour, "tier": quality}})
     if bar is not None:
         bar.close()
     return {"path": str(path), **collection}
@@ -176,7 +177,8 @@ def _annealed(final: float, k: int, count: int, num_envs: int, episodes: int, n_
 
 
 def _describe(behaviour: str, checkpoint: str | None, epsilon: float, annealed: bool) -> str:
-    text = {"random": "uniform random legal actions", "scripted": "scripted expert",
+    text = {"random": "uniform random legal actions",
+            "scripted": "scripted expert (hand-written rules, not a learned policy: a scripted tier)",
             "checkpoint": f"policy checkpoint {checkpoint}"}[behaviour]
     if annealed:
         return f"{text}, per-agent epsilon-random actions annealed linearly from 1.0 to {epsilon}"

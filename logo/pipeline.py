@@ -5,8 +5,9 @@
 3. ``logo fit`` the baselines and LOGO+MACQL on that dataset (BC, MACQL on real data only, LOGO+MACQL
    rolling the policy out in the stage-one checkpoint);
 4. evaluate every trained policy, a uniformly random policy and (from the dataset) the behaviour
-   policy on the same fixed environment seeds, print a table and write it as ``results.json`` in
-   the run folder, whose path is printed last.
+   policy on the same fixed environment seeds (with ``planner``, also the ``planner_methods`` planning
+   with MPC in the world model, as rows ``NAME + MPC``), print a table and write it as ``results.json``
+   in the run folder, whose path is printed last.
 
 Each fit is ``LogoCLI(["fit", "--config", ...])`` with the stage's configs and overrides, so
 anything the pipeline does can be repeated stage by stage with ``logo fit``.
@@ -31,6 +32,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from logo import __version__
 from logo.errors import LogoError
+from logo.planning import MPCOptions
 from logo.provenance import PACKAGE, git, write_json
 
 
@@ -91,7 +93,8 @@ def checkpoint_of(cli) -> str:
 def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[Method],
                  out: str = "runs/pipeline", collect_overrides: dict[str, Any] | None = None,
                  world_model_checkpoint: str | None = None,
-                 eval_episodes: int = 32, eval_seed: int = 10_000, eval_num_envs: int = 8, seed: int = 0) -> Path:
+                 eval_episodes: int = 32, eval_seed: int = 10_000, eval_num_envs: int = 8, seed: int = 0,
+                 planner: MPCOptions | None = None, planner_methods: list[str] | None = None) -> Path:
     """Run the chain (see the module docstring) and return the path of ``results.json``.
 
     Args:
@@ -106,8 +109,18 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
         eval_seed: first evaluation seed (apart from the seeds used for checkpoint selection during fit).
         eval_num_envs: environment copies stepped together in the final evaluation.
         seed: ``seed_everything`` of every fit.
+        planner: also evaluate ``planner_methods`` planning with MPC (:class:`~logo.planning.MPCPlanner`) in
+            ``planner.world_model``, default the stage-one world model; rows ``NAME + MPC``.
+        planner_methods: names of the methods MPC plans around; default: those with ``uses_world_model``.
     """
     started = time.perf_counter()
+    if planner is not None:
+        known = [m.name for m in methods]
+        planner_methods = [m.name for m in methods if m.uses_world_model] if planner_methods is None \
+            else planner_methods
+        unknown = [name for name in planner_methods if name not in known]
+        if unknown:
+            raise LogoError(f"planner_methods: {unknown} are not among the methods {known}")
     run_dir = Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=False)
     timings: dict[str, float] = {}
@@ -135,13 +148,17 @@ def run_pipeline(collect: str, dataset: str, world_model: Stage, methods: list[M
         timings[method.name] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    rows, reference = evaluate_rows(dataset, policies, eval_episodes, eval_seed, eval_num_envs, seed)
+    if planner is not None and planner.world_model is None:
+        planner = MPCOptions(**{**planner.__dict__, "world_model": wm_checkpoint})
+    planned = {name: planner for name in (planner_methods or [])} if planner is not None else {}
+    rows, reference = evaluate_rows(dataset, policies, eval_episodes, eval_seed, eval_num_envs, seed, planned)
     timings["evaluation"] = time.perf_counter() - clock
     for row in rows:
         row["fit_seconds"] = round(timings.get(row["method"], 0.0), 1)
     results = {
         "rows": rows, "reference_returns": reference, "dataset": dataset, "dataset_collected": collected,
         "world_model_checkpoint": wm_checkpoint, "evaluation": {"episodes": eval_episodes, "first_seed": eval_seed},
+        "planner": None if planner is None else {**planner.__dict__, "methods": planner_methods},
         "seed": seed, "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "total_seconds": round(time.perf_counter() - started, 1), "logo_version": __version__,
         "git_revision": git("rev-parse", "--short", "HEAD", cwd=PACKAGE), "torch": torch.__version__,
@@ -176,16 +193,23 @@ def ensure_dataset(collect_config: str, dataset: str, overrides: dict[str, Any])
 
 
 def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: int, first_seed: int,
-                  num_envs: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
-    """One row per method: random and behaviour references, then every trained policy, same env seeds."""
+                  num_envs: int, seed: int, planned: dict[str, MPCOptions] | None = None
+                  ) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
+    """One row per method: random and behaviour references, then every trained policy, then ``NAME + MPC`` for
+    each policy named in ``planned`` (planning around it with those options), all on the same env seeds."""
     from logo.data.reader import OfflineDataset
     from logo.envs.evaluate import evaluate_in_dataset_env, normalized_score
     from logo.envs.policies import ModulePolicy, RandomPolicy
+    from logo.planning import MPCPlanner, load_planner_model
 
+    planned = planned or {}
     data = OfflineDataset.load(dataset)
     makers = [lambda env_spec: RandomPolicy(env_spec, seed)]  # then the trained policies, final weights on CPU
     makers += [lambda env_spec, module=module: ModulePolicy(module.cpu().eval(), env_spec)
                for module, _ in policies.values()]
+    makers += [lambda env_spec, name=name, options=options: MPCPlanner(
+        policies[name][0].cpu().eval(), load_planner_model(options, env_spec), env_spec, options, seed)
+        for name, options in planned.items()]
     (random, *trained), reference = evaluate_in_dataset_env(data.spec, makers, episodes, first_seed, num_envs)
     rows = []
 
@@ -204,6 +228,10 @@ def evaluate_rows(dataset: str, policies: dict[str, tuple[Any, int]], episodes: 
     row("behaviour", returns, None, None, f"mean over the dataset's {len(returns)} episodes ({data.spec.behaviour})")
     for (name, (_, updates)), result in zip(policies.items(), trained):
         row(name, result.returns, result.wins, updates, "final weights, evaluated")
+    for name, result in zip(planned, trained[len(policies):]):
+        row(f"{name} + MPC", result.returns, result.wins, policies[name][1],
+            "final weights, MPC in the world model, evaluated")
+        rows[-1].update({k: round(v, 3) for k, v in result.extra.items()})
     return rows, reference
 
 

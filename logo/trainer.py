@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 from logo.errors import LogoError
+from logo.planning import MPCOptions
 
 
 class LogoTrainer(Trainer):
@@ -35,7 +36,7 @@ class LogoTrainer(Trainer):
     def evaluate(self, model: LightningModule, datamodule: LightningDataModule | None = None,
                  ckpt_path: str | None = None, episodes: int = 10, seed: int = 0, num_envs: int = 1,
                  env: str | None = None, scenario: str | None = None,
-                 env_options: dict[str, Any] | None = None) -> dict[str, float]:
+                 env_options: dict[str, Any] | None = None, planner: MPCOptions | None = None) -> dict[str, float]:
         """Evaluate a policy checkpoint in its real environment: returns, win rate, normalised score.
 
         Args:
@@ -48,6 +49,8 @@ class LogoTrainer(Trainer):
             env: environment family; default: the dataset's.
             scenario: scenario name; default: the dataset's.
             env_options: family options; default: those the dataset was collected with.
+            planner: plan with MPC around the policy in ``planner.world_model`` (centralised: reads the global
+                state); None: the policy acts alone. Also reports ``plan_ms_per_step`` and ``model_transitions_per_s``.
         """
         from logo.callbacks.evaluation import EnvEvaluation
 
@@ -61,7 +64,7 @@ class LogoTrainer(Trainer):
                 raise LogoError(f"ckpt_path: {ckpt_path} does not hold weights for {type(model).__name__} "
                                 f"({exc})") from exc
         evaluation = EnvEvaluation(env=env, scenario=scenario, env_options=env_options, episodes=episodes,
-                                   num_envs=num_envs, seed=seed)
+                                   num_envs=num_envs, seed=seed, planner=planner)
         evaluation.build(getattr(datamodule, "spec", None))
         try:
             metrics = evaluation.evaluate(model.cpu()).metrics()

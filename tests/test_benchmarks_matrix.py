@@ -156,3 +156,36 @@ def test_the_shipped_matrix_covers_the_issue(tmp_path):
     for configs in [*full["world_models"].values(), *(m["configs"] for m in full["methods"])]:
         assert all(c == "{policy}" or (bm.ROOT / c).is_file() for c in configs), configs
     assert quick["results"] != full["results"] and quick["runs"] != full["runs"]  # never mixed
+
+
+def test_a_policy_unit_records_its_learning_curve(tmp_path, monkeypatch, mpe_dataset):
+    """A real (tiny) policy unit: MACQL on the small MPE dataset, evaluated every 10 of its 20 updates."""
+    matrix = {
+        "results": "results", "runs": "runs", "seeds": [0], "quick": True,
+        "evaluation": {"episodes": 2, "first_seed": 10000, "num_envs": 2, "every_n_steps": 10},
+        "policy_overrides": {"trainer.log_every_n_steps": 5, "model.init_args.hidden_sizes": [32, 32],
+                             "data.init_args.batch_size": 32},
+        "scenarios": [{"name": "mpe", "policy": str(bm.ROOT / "configs/mpe/simple_spread_v3/policy.yaml"),
+                       "world_model": "unused.yaml", "world_model_updates": 0, "policy_updates": 20,
+                       "datasets": {"medium": {"path": str(mpe_dataset), "collect": "unused.yaml"}}}],
+        "world_models": {}, "methods": [{"name": "MACQL", "configs": ["{policy}",
+                                                                      str(bm.ROOT / "configs/sampling/none.yaml")]}],
+    }
+    monkeypatch.setattr(bm, "ROOT", tmp_path)
+    unit = next(u for u in bm.plan(matrix) if u.kind == "policy")
+    result = bm.run_unit(matrix, unit)
+    curve = result["curve"]
+    assert curve["label"] == "DiscreteMACQL" and curve["seed"] == 0
+    assert [p["updates"] for p in curve["points"]] == [10, 20]
+    assert all({"train/q_data", "train/rtg_real", "train/td"} <= set(p) for p in curve["points"])
+    final = curve["points"][-1]  # the same weights on the same seeds as the final evaluation
+    assert final["return_mean"] == pytest.approx(result["metrics"]["return_mean"])
+    assert final["normalized_score"] == pytest.approx(result["metrics"]["normalized_score"])
+    assert 0 < result["fit_seconds"] < result["wall_seconds"] - sum(p["eval_seconds"] for p in curve["points"])
+
+    # the aggregate tabulates and draws it
+    bm.provenance.write_json(tmp_path / "results" / f"{unit.key}.json", result)
+    text = bm.aggregate(matrix, figures=tmp_path / "docs" / "figures", link_from=tmp_path / "docs")
+    assert "Learning curves: every 10 updates" in text
+    assert "![learning curves, mpe medium](figures/curves_mpe_medium.png)" in text
+    assert (tmp_path / "docs" / "figures" / "curves_mpe_medium.png").read_bytes()[:4] == b"\x89PNG"

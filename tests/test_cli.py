@@ -20,8 +20,10 @@ STACKED_CONFIGS = [c for c in CONFIGS if c.parent.name == "world_model"]  # stac
 SAMPLING_CONFIGS = [c for c in CONFIGS if c.parent.name == "sampling"]  # stacked after a policy config
 LOGGER_CONFIGS = [c for c in CONFIGS if c.parent.name == "logger"]  # stacked last, after any stage config
 PIPELINE_CONFIGS = [c for c in CONFIGS if "\nmethods:" in c.read_text()]  # logo pipeline, not LightningCLI
-CONFIGS = [c for c in CONFIGS
-           if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + LOGGER_CONFIGS + PIPELINE_CONFIGS]
+TIERS_CONFIGS = [c for c in CONFIGS if c.parent.name == "tiers"]  # logo tiers, not LightningCLI
+PLANNING_CONFIGS = [c for c in CONFIGS if c.parent.name == "planning"]  # logo evaluate, stacked after a policy config
+CONFIGS = [c for c in CONFIGS if c not in COLLECT_CONFIGS + STACKED_CONFIGS + SAMPLING_CONFIGS + LOGGER_CONFIGS
+           + PIPELINE_CONFIGS + TIERS_CONFIGS + PLANNING_CONFIGS]
 
 
 def test_console_script_help_lists_every_command():
@@ -110,6 +112,19 @@ def test_every_sampling_config_parses_on_top_of_a_policy(config, capsys):
     assert expected in printed and "DiscreteMACQL" in printed
 
 
+@pytest.mark.parametrize("config", PLANNING_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in PLANNING_CONFIGS])
+def test_every_planning_config_parses_for_evaluate_on_top_of_a_policy(config, capsys):
+    printed = yaml.safe_load(printed_config(["evaluate", "--config", str(ROOT / "configs/smax/3m/policy.yaml"),
+                                             "--config", str(config)], capsys))
+    assert printed["planner"] == {**printed["planner"], **yaml.safe_load(config.read_text())["planner"]}
+
+
+def test_the_tiny_pipeline_config_with_a_planner_parses(capsys):
+    printed = yaml.safe_load(printed_config(["pipeline", "--config", str(ROOT / "tests/conf/pipeline_tiny.yaml")],
+                                            capsys))
+    assert printed["planner"]["candidates"] == 4 and printed["planner"]["world_model"] is None
+
+
 @pytest.mark.parametrize("stage", ["world_model", "policy"])
 @pytest.mark.parametrize("config", LOGGER_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in LOGGER_CONFIGS])
 def test_every_logger_config_adds_its_logger_after_the_stage_csv_logger(config, stage, capsys):
@@ -140,5 +155,14 @@ def test_every_collect_config_parses(config, capsys):
     assert "behaviour:" in printed and "out:" in printed
 
 
+@pytest.mark.parametrize("config", TIERS_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in TIERS_CONFIGS])
+def test_every_tiers_config_parses(config, capsys):
+    printed = printed_config(["tiers", "--config", str(config)], capsys)
+    assert "behaviour:" in printed and "medium_fraction: 0.5" in printed  # the same fraction for every scenario
+    for behaviour in yaml.safe_load(config.read_text())["behaviour"]:
+        assert (ROOT / behaviour).is_file(), behaviour
+
+
 def test_there_are_configs_to_parse():
-    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS and SAMPLING_CONFIGS and PIPELINE_CONFIGS
+    assert CONFIGS and COLLECT_CONFIGS and STACKED_CONFIGS and SAMPLING_CONFIGS and PIPELINE_CONFIGS and TIERS_CONFIGS
+    assert PLANNING_CONFIGS

@@ -112,6 +112,9 @@ def test_policy_stage_under_ddp_rolls_out_per_rank_and_evaluates_once(policy_run
     rows = _rows(policy_run)
     assert _logged_once(rows, "eval/return_mean") == [11, 23]  # played by rank 0, logged once per epoch
     assert len(_logged_once(rows, "synthetic/u_mean")) == 3  # rank 0's rounds
+    curve = json.loads((policy_run / "ddp" / "curve.json").read_text())  # the learning curve, written by rank 0
+    assert [(p["updates"], p["epoch"]) for p in curve["points"]] == [(12, 0), (24, 1)]
+    assert all(p["train_logs"] == 12 and "train/synthetic_share" in p for p in curve["points"])
     checkpoint = torch.load(policy_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     ranks = checkpoint["OfflineMARLDataModule"]["per_rank"]
     assert len(ranks) == 2 and not torch.equal(ranks[0]["sampler_rng"], ranks[1]["sampler_rng"])
@@ -131,6 +134,11 @@ def test_policy_stage_under_ddp_resumes_each_rank_exactly(policy_run, world_mode
     resumed_rows = logged_metrics(tmp_path / "ddp" / "metrics.csv")
     reference = logged_metrics(policy_run / "ddp" / "metrics.csv")
     assert resumed_rows and resumed_rows == {key: reference[key] for key in resumed_rows}
+    # the learning curve continues too: the resumed run's file ends as the uninterrupted run's (timings aside)
+    resumed_curve, full_curve = ([{k: v for k, v in p.items() if k != "eval_seconds"} for p in
+                                  json.loads((d / "ddp" / "curve.json").read_text())["points"]]
+                                 for d in (tmp_path, policy_run))
+    assert len(full_curve) == 2 and resumed_curve == full_curve
 
 
 def test_torchrun_launch_the_multi_node_path(discrete_dataset, tmp_path):

@@ -24,9 +24,10 @@ def test_pipeline_collects_fits_evaluates_and_tabulates(tmp_path, capsys):
     results = json.loads(results_path.read_text())
     assert results["dataset_collected"] and dataset.is_dir()
     rows = {r["method"]: r for r in results["rows"]}
-    assert list(rows) == ["random", "behaviour", "BC", "MACQL", "LOGO+MACQL"]
-    for name in ("random", "BC", "MACQL", "LOGO+MACQL"):
+    assert list(rows) == ["random", "behaviour", "BC", "MACQL", "LOGO+MACQL", "LOGO+MACQL + MPC"]
+    for name in ("random", "BC", "MACQL", "LOGO+MACQL", "LOGO+MACQL + MPC"):
         assert rows[name]["episodes"] == 2 and "normalized_score" in rows[name]
+    assert rows["LOGO+MACQL + MPC"]["plan_ms_per_step"] > 0 and results["planner"]["methods"] == ["LOGO+MACQL"]
     assert rows["behaviour"]["episodes"] == 16
     assert rows["MACQL"]["updates"] == rows["LOGO+MACQL"]["updates"] == 10
     for name in ("random", "behaviour", "BC", "MACQL", "LOGO+MACQL"):  # the table printed holds every row

@@ -53,6 +53,7 @@ def dataset_summary(path: str) -> dict[str, Any]:
         "bytes_on_disk": disk,
         "bytes_in_memory": int(sum(a.nbytes for a in data.arrays.values())),
         "created_by": data.attrs.get("created_by"),
+        "provenance": data.attrs.get("provenance"),  # learned tiers (logo tiers): behaviour run, threshold, ...
     }
 
 
@@ -61,6 +62,8 @@ def info(path: str, as_json: bool = False) -> int:
     if as_json:
         print(json.dumps(summary))
         return 0
+    provenance = summary.pop("provenance") or {}
+    summary.update({f"provenance.{k}": v for k, v in provenance.items()})
     width = max(len(k) for k in summary)
     for key, value in summary.items():
         if isinstance(value, float):

@@ -16,11 +16,13 @@ from logo.errors import LogoError
 FREE_FIELDS = ("quality", "behaviour", "source", "extra")
 
 
-def merge_datasets(paths: list[str], out: str, quality: str, overwrite: bool = False) -> Path:
+def merge_datasets(paths: list[str], out: str, quality: str, overwrite: bool = False,
+                   extra_attrs: dict[str, Any] | None = None) -> Path:
     """Write every episode of ``paths`` (in order) to ``out``, labelled ``quality``; returns the path.
 
     The inputs must describe the same scenario (same family, scenario, sizes, action space and
-    observation mask). The result records where each part came from in ``merged_from``.
+    observation mask). The result records where each part came from in ``merged_from``, plus any
+    ``extra_attrs`` (e.g. the learned tiers' ``provenance``).
     """
     if len(paths) < 2:
         raise LogoError(f"merge: expected at least two datasets, got {len(paths)}")
@@ -43,7 +45,7 @@ def merge_datasets(paths: list[str], out: str, quality: str, overwrite: bool = F
     # keep what evaluation needs (env options, reference returns) where every part agrees on it
     kept = {k: v for k, v in first.spec.extra.items() if all(d.spec.extra.get(k) == v for d in datasets)}
     spec = replace(first.spec, quality=quality, behaviour=behaviour, source="logo data merge", extra=kept)
-    extra: dict[str, Any] = {"merged_from": parts}
+    extra: dict[str, Any] = {"merged_from": parts, **(extra_attrs or {})}
     with DatasetWriter(out, spec, overwrite=overwrite) as writer:
         writer.set_obs_mask(first.arrays["obs_mask"])
         for data in datasets:

@@ -37,9 +37,10 @@ class EvaluationResult:
     lengths: np.ndarray  # [episodes]
     wins: np.ndarray | None = None  # [episodes] bool, where the env has a win condition
     reference: dict[str, float] | None = field(default=None)  # {"random": R_random, "expert": R_expert}
+    extra: dict[str, float] = field(default_factory=dict)  # e.g. a planner's cost: plan_ms_per_step, ...
 
     def metrics(self) -> dict[str, float]:
-        """mean/std/min/max return, mean length, win rate and normalised score (when available)."""
+        """mean/std/min/max return, mean length, win rate and normalised score (when available), and ``extra``."""
         out = {"return_mean": float(self.returns.mean()), "return_std": float(self.returns.std()),
                "return_min": float(self.returns.min()), "return_max": float(self.returns.max()),
                "length_mean": float(self.lengths.mean()), "episodes": float(len(self.returns))}
@@ -48,14 +49,15 @@ class EvaluationResult:
         if self.reference:
             out["normalized_score"] = normalized_score(out["return_mean"], self.reference["random"],
                                                        self.reference["expert"])
-        return out
+        return {**out, **self.extra}
 
 
 def evaluate_policy(env: MultiAgentEnv, policy: Policy, episodes: int = 10, seed: int = 0,
                     reference: dict[str, float] | None = None) -> EvaluationResult:
     """Run ``episodes`` episodes on seeds ``seed..seed+episodes-1`` (``env.num_envs`` at a time).
 
-    The policy is reseeded with ``seed`` first, so the same seeds give the same numbers.
+    The policy is reseeded with ``seed`` first, so the same seeds give the same numbers. A policy that reports
+    its own numbers (``stats() -> dict``, e.g. a planner's cost) has them in the result's ``extra``.
     """
     seeds = evaluation_seeds(seed, episodes)
     policy.seed(seed)
@@ -65,8 +67,9 @@ def evaluate_policy(env: MultiAgentEnv, policy: Policy, episodes: int = 10, seed
         lengths.append(episode.length)
         wins.append(episode.won)
     has_win = all(w is not None for w in wins)
+    extra = policy.stats() if callable(getattr(policy, "stats", None)) else {}
     return EvaluationResult(seeds=seeds, returns=np.asarray(returns), lengths=np.asarray(lengths),
-                            wins=np.asarray(wins, bool) if has_win else None, reference=reference)
+                            wins=np.asarray(wins, bool) if has_win else None, reference=reference, extra=extra)
 
 
 def dataset_env_target(spec) -> tuple[str, str, dict, dict[str, float] | None]:

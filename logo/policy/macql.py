@@ -5,7 +5,8 @@ paper (Shao et al., 2023) describes its MACQL baseline. ``Q_tot(s, a) = mixer(Q_
 Q_N(o_N, a_N); s)`` is trained by TD learning, and ``cql_alpha * [log sum_a exp Q_tot(s, a) -
 Q_tot(s, a_data)]`` pushes down every joint action that is not the dataset's. The sum over the
 A^N joint actions is estimated from ``cql_samples`` uniformly drawn legal joint actions
-(``cql_mode: joint``); ``cql_mode: local`` uses the exact per-agent term instead.
+(``cql_mode: joint``); ``cql_mode: local`` uses the exact per-agent term on each Q_i instead, and
+``cql_mode: counterfactual`` CFCQL's exact term on Q_tot, one agent deviating from the data at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update, td_target
 from logo.policy.macql_losses import (
+    counterfactual_cql_penalty,
+    counterfactual_joint_actions,
     greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
@@ -52,15 +55,18 @@ class DiscreteMACQL(OfflinePolicy):
         gamma: discount factor.
         tau: Polyak rate of the target networks, per update.
         cql_alpha: weight of the conservative term (0: plain offline QMIX/VDN).
-        cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled) or ``local`` (exact per-agent CQL).
+        cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled), ``local`` (exact per-agent CQL on each Q_i)
+            or ``counterfactual`` (CFCQL: exact, on Q_tot, one agent deviating from the data's joint action at a time).
         cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
         cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
-            ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
+            ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
+            real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
         reward_scale: rewards are multiplied by this in the TD target.
         double_q: pick the next action with the online network (True) or the target network.
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
         layer_norm: LayerNorm before each hidden activation of the agent network (a lever against the critic's
             extrapolation off the data, in the spirit of LayerNorm critics for offline RL).
+        weight_decay: decoupled weight decay (AdamW) on the agent network and mixer; 0 keeps plain Adam.
         compile_losses: run training steps' :meth:`losses` (forward and backward) through ``torch.compile``
             (opt-in; the first update compiles, about a minute on a CPU; validation stays eager). Random draws use
             eager's generator (inductor's ``fallback_random``), so the numbers match eager's up to float
@@ -71,10 +77,11 @@ class DiscreteMACQL(OfflinePolicy):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
-                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local"] = "joint", cql_samples: int = 32,
-                 cql_synthetic: Literal["push_down", "skip", "full"] = "push_down", reward_scale: float = 1.0,
+                 cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint",
+                 cql_samples: int = 32, cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
+                 reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
-                 compile_losses: bool = False):
+                 weight_decay: float = 0.0, compile_losses: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
@@ -111,6 +118,13 @@ class DiscreteMACQL(OfflinePolicy):
         explore = torch.rand(greedy.shape, generator=generator, device=greedy.device) < eps
         return torch.where(explore, random, greedy)
 
+    @torch.no_grad()
+    def q_tot(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_tot [B] of joint actions [B, N] at raw obs [B, N, obs_dim] and state [B, state_dim] (online networks,
+        in units of ``reward_scale`` times the reward), e.g. a planner's value of the end of a plan."""
+        q = self.q_values(obs).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)  # [B, N]
+        return self.mixer(q, self.state_norm(state))
+
     # ---- learning -----------------------------------------------------------------------------
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-transition [B] TD error, CQL term and Q_tot of the dataset actions (no reduction).
@@ -131,6 +145,12 @@ class DiscreteMACQL(OfflinePolicy):
             with record_function("macql/mixer"):
                 q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), q_samples], dim=1), state_n)  # [B, 1 + K]
             q_data, q_tot_samples = q_tot[:, 0], q_tot[:, 1:]
+        elif hp.cql_mode == "counterfactual":  # the data's joint action and its N * A single-agent deviations
+            b, n, a = q.shape
+            with record_function("macql/mixer"):
+                deviations = counterfactual_joint_actions(q, q_chosen).reshape(b, n * a, n)  # [B, N * A, N]
+                q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), deviations], dim=1), state_n)  # [B, 1 + N * A]
+            q_data, q_tot_deviations = q_tot[:, 0], q_tot[:, 1:].reshape(b, n, a)
         else:
             with record_function("macql/mixer"):
                 q_data = self.mixer(q_chosen, state_n)  # [B]
@@ -145,6 +165,8 @@ class DiscreteMACQL(OfflinePolicy):
         out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data}
         if hp.cql_mode == "joint":
             out["cql"] = joint_cql_penalty(q_tot_samples, q_data)  # [B]
+        elif hp.cql_mode == "counterfactual":
+            out["cql"] = counterfactual_cql_penalty(q_tot_deviations, q_data, avail)
         else:
             out["cql"] = local_cql_penalty(q, actions, avail)
         return out
@@ -195,6 +217,8 @@ class DiscreteMACQL(OfflinePolicy):
         return self.act(batch["obs"], batch.get("avail_actions"))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam([*self.q_net.parameters(), *self.mixer.parameters()], lr=self.hparams.lr,
-                                foreach=True)
+        params = [*self.q_net.parameters(), *self.mixer.parameters()]
+        if self.hparams.weight_decay > 0:
+            return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=self.hparams.lr, foreach=True)
 

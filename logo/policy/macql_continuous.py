@@ -53,7 +53,8 @@ class ContinuousMACQL(OfflinePolicy):
         cql_alpha: weight of the CQL penalty in each critic's loss.
         cql_samples: uniform actions, and policy actions at o and at o' each, per transition for the penalty.
         cql_synthetic: the CQL penalty on synthetic rows, whose "data" action is the policy's own rollout action:
-            ``push_down`` (only the push-down part, as COMBO), ``skip`` or ``full`` (as on real rows).
+            ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
+            real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
         reward_scale: factor on the dataset's rewards in the TD target.
         target_entropy: target entropy per agent; the joint target is ``n_agents`` times it (None: -action_size).
         init_entropy_alpha: initial entropy temperature alpha.
@@ -69,7 +70,7 @@ class ContinuousMACQL(OfflinePolicy):
                  action_kind: Literal["discrete", "continuous"], action_size: int,
                  hidden_sizes: Sequence[int] = (256, 256), actor_lr: float = 1e-4, critic_lr: float = 3e-4,
                  gamma: float = 0.99, tau: float = 0.005, cql_alpha: float = 5.0, cql_samples: int = 10,
-                 cql_synthetic: Literal["push_down", "skip", "full"] = "push_down",
+                 cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
                  reward_scale: float = 1.0, target_entropy: float | None = None, init_entropy_alpha: float = 0.1,
                  learn_entropy_alpha: bool = True):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
@@ -122,6 +123,12 @@ class ContinuousMACQL(OfflinePolicy):
         state = state.view(state.shape[0], *(1,) * (len(lead) - 1), -1).expand(*lead, -1)  # [B, ..., S]
         q1, q2 = critic(state.reshape(-1, state.shape[-1]), actions.reshape(-1, *actions.shape[-2:]))
         return q1.view(lead), q2.view(lead)
+
+    @torch.no_grad()
+    def q_tot(self, obs: torch.Tensor, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """min(Q1, Q2) [B] of joint actions [B, N, action_dim] in the dataset's bounds at raw state [B, state_dim]
+        (``obs`` is unused: the critic is centralised), e.g. a planner's value of the end of a plan."""
+        return torch.min(*self.q_values(self.critic, state, self.scale_actions(actions)))
 
     def soft_td_target(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
                        ) -> torch.Tensor:

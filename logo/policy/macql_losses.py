@@ -73,6 +73,45 @@ def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tenso
     return (lse - q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)).mean(-1)
 
 
+def counterfactual_joint_actions(q: torch.Tensor, q_chosen: torch.Tensor) -> torch.Tensor:
+    """Per-agent Q vectors of every single-agent deviation from the data's joint action.
+
+    Entry ``[b, i, a]`` is the data's per-agent Q vector with agent i's value replaced by ``Q_i(o_i, a)``:
+    agent i plays a, every other agent keeps its dataset action. Mixed, these give
+    ``Q_tot(s, a_i = a, a_-i = data)``.
+
+    Args:
+        q: [B, N, A] per-agent Q values.
+        q_chosen: [B, N] per-agent Q values of the dataset actions.
+    Returns:
+        [B, N, A, N] (deviating agent, its action, then the N mixer inputs).
+    """
+    n = q.shape[1]
+    deviates = torch.eye(n, dtype=torch.bool, device=q.device)[None, :, None, :]  # [1, N(i), 1, N(j)]
+    return torch.where(deviates, q.unsqueeze(-1), q_chosen[:, None, None, :])
+
+
+def counterfactual_cql_penalty(q_tot_deviations: torch.Tensor, q_tot_data: torch.Tensor,
+                               avail: torch.Tensor | None = None) -> torch.Tensor:
+    """CFCQL's counterfactual conservative term (Shao et al., 2023), agents weighted equally.
+
+    ``mean_i [log sum_{legal a} exp Q_tot(s, a_i = a, a_-i = data) - Q_tot(s, a_data)]``: exact (every legal
+    action of every agent, no sampling), on the mixed value, so it reaches the mixer like the joint term does;
+    but one agent deviates at a time, so its size does not grow with the number of agents and each sum
+    contains the data's own action (the term is >= 0, and 0 only when every deviation is infinitely worse).
+    CFCQL weights agents by how far the behaviour deviates from the policy; equal weights are the simple case.
+
+    Args:
+        q_tot_deviations: [B, N, A] Q_tot of each single-agent deviation (:func:`counterfactual_joint_actions`).
+        q_tot_data: [B] Q_tot of the dataset's joint action.
+        avail: [B, N, A] bool legal actions, or None.
+    Returns:
+        [B] per-transition penalty.
+    """
+    lse = torch.logsumexp(mask_logits(q_tot_deviations, avail), dim=-1)  # [B, N]
+    return (lse - q_tot_data.unsqueeze(-1)).mean(-1)
+
+
 def cql_continuous_penalty(q_random: torch.Tensor, q_policy: torch.Tensor, q_data: torch.Tensor,
                            log_density_random: torch.Tensor | float, log_prob_policy: torch.Tensor) -> torch.Tensor:
     """CQL(H) penalty with importance-sampled actions (Kumar et al. 2020, appendix), per transition.

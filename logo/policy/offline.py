@@ -62,7 +62,7 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
 
     @staticmethod
     def conservative_term(penalty: torch.Tensor, q_data: torch.Tensor, batch: dict[str, Any],
-                          synthetic_mode: Literal["push_down", "skip", "full"]
+                          synthetic_mode: Literal["push_down", "balanced", "skip", "full"]
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-row CQL values [B] and their weights, with synthetic rows treated by ``synthetic_mode``.
 
@@ -71,6 +71,12 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         up would work against conservatism. ``push_down`` (COMBO-style, Yu et al. 2021) keeps only
         the push-down part there (``penalty + q_data``); ``skip`` gives synthetic rows no CQL term;
         ``full`` applies the real rows' term unchanged.
+
+        ``push_down`` alone pushes the whole Q level down: a row's push-down part gains exactly 1 per unit
+        of a constant shift of Q, and on real rows the ``- Q(s, a_data)`` part cancels it, but nothing
+        cancels it on synthetic rows. ``balanced`` is COMBO's form, push-down on model rows and push-up on
+        real rows in equal (weighted) mass: real rows also subtract ``W_synthetic / W_real * q_data``, so a
+        constant shift of Q no longer changes the term.
         """
         weights, synthetic = batch.get("weights"), batch.get("synthetic")
         if synthetic is None or synthetic_mode == "full" or not bool(synthetic.any()):
@@ -78,14 +84,24 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         if synthetic_mode == "skip":
             real = (~synthetic).to(penalty.dtype)
             return penalty, real if weights is None else weights * real
-        return torch.where(synthetic, penalty + q_data, penalty), weights
+        pushed_down = torch.where(synthetic, penalty + q_data, penalty)
+        if synthetic_mode == "push_down":
+            return pushed_down, weights
+        mass = torch.ones_like(penalty) if weights is None else weights
+        ratio = mass[synthetic].sum() / mass[~synthetic].sum().clamp_min(1e-8)  # W_synthetic / W_real
+        return torch.where(synthetic, pushed_down, pushed_down - ratio * q_data), weights
 
     def conservative_td_loss(self, parts: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
         """``td + cql_alpha * cql`` from a learner's per-row ``td``, ``cql`` (the CQL penalty), ``q_data`` and
         ``q_data_attached`` [B], synthetic rows' CQL set by ``cql_synthetic``; logs each part (:meth:`log_split`),
         and with the data module's ``return_gamma`` also ``train/rtg_real``: ``reward_scale`` times the real rows'
-        mean discounted return-to-go, in the units of ``train/q_data`` (``_real``), to see over- or under-estimation."""
+        mean discounted return-to-go, in the units of ``train/q_data`` (``_real``), to see over- or under-estimation.
+        With synthetic rows in the batch, ``train/td_synthetic_share`` is their share of the (weighted) TD loss."""
         td = self.log_split("td", parts["td"], batch)
+        synthetic = batch.get("synthetic")
+        if synthetic is not None and logs_this_step(self):  # the synthetic rows' share of the TD loss (it is >= 0)
+            mass = parts["td"].detach() * (batch["weights"] if batch.get("weights") is not None else 1.0)
+            self.log("train/td_synthetic_share", mass[synthetic].sum() / mass.sum().clamp_min(1e-12))
         values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
                                                  self.hparams.cql_synthetic)
         cql = self.log_split("cql", values, batch, weights)

@@ -43,6 +43,8 @@ class ModelRollouts(SyntheticSource):
         rollout_batch: start transitions (real, from the training split) per round.
         buffer_rollouts: rounds kept in the buffer; capacity = rollout_batch * horizon * buffer_rollouts.
         sampling: how training batches draw from the buffer (LOGO's weighting or an ablation).
+        stop_uncertainty: end a branch before its first step whose u exceeds this multiple of the round's
+            first-step mean u (:func:`~logo.world_model.model_rollout.rollout`); None: only terminations end branches.
         checkpoint_buffer: save the buffer in checkpoints, so a resumed fit continues exactly (about
             rollout_batch * horizon * buffer_rollouts transitions per rank); False: a resumed fit starts with
             an empty buffer and rolls out at its first step.
@@ -53,11 +55,16 @@ class ModelRollouts(SyntheticSource):
     """
 
     def __init__(self, world_model: str, horizon: int = 15, rollout_every: int = 250, rollout_batch: int = 512,
-                 buffer_rollouts: int = 20, sampling: SamplingOptions | None = None, checkpoint_buffer: bool = True):
+                 buffer_rollouts: int = 20, sampling: SamplingOptions | None = None, checkpoint_buffer: bool = True,
+                 stop_uncertainty: float | None = None):
         for name, value in (("horizon", horizon), ("rollout_every", rollout_every),
                             ("rollout_batch", rollout_batch), ("buffer_rollouts", buffer_rollouts)):
             if value < 1:
                 raise LogoError(f"data.synthetic.{name}: expected a positive integer, got {value}")
+        if stop_uncertainty is not None and stop_uncertainty <= 0:
+            raise LogoError(f"data.synthetic.stop_uncertainty: expected a positive multiple of the mean u or null, "
+                            f"got {stop_uncertainty}")
+        self.stop_uncertainty = stop_uncertainty
         self.path = str(world_model)
         self.horizon, self.rollout_every, self.rollout_batch = horizon, rollout_every, rollout_batch
         self.buffer_rollouts, self.checkpoint_buffer = buffer_rollouts, checkpoint_buffer
@@ -134,7 +141,7 @@ class ModelRollouts(SyntheticSource):
         started = time.perf_counter()
         result = rollout(self.model, lambda obs, avail_actions=None, state=None: policy(
             obs, avail_actions=avail_actions, state=state, generator=self.generator), start, self.horizon,
-            generator=self.generator)
+            generator=self.generator, stop_uncertainty=self.stop_uncertainty)
         seconds = time.perf_counter() - started
         transitions = result.transitions()
         self.buffer.add(transitions)

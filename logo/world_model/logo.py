@@ -37,6 +37,10 @@ Choices where the paper is silent (all documented in docs/world_model.md):
   whose input had seen the actions, learned them in 400). With dO the change is an input.
 * the auxiliary head reads detached latents (``detach_aux``), so it probes the predictive
   model without changing it.
+* ``aux_reward`` (an extension, off by default): the auxiliary head also predicts the reward, and u
+  adds the two reward estimates' disagreement, ``u = sqrt(||ds||^2 + aux_reward * dr^2)`` in
+  standardised units. The paper's u sees only s', so it cannot down-weight rows whose reward is
+  wrong (on MPE spread the reward is the hardest target: held-out R^2 about 0.5).
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class LogoWorldModel(WorldModel):
         aux_weight: weight of the auxiliary state head's squared error.
         termination_weight: weight of the termination cross-entropy.
         legal_weight: weight of the next-legal-actions cross-entropy (discrete actions).
+        aux_reward: weight of the reward in u; > 0 also trains the auxiliary head on the reward and adds
+            ``aux_reward * (r_aux - r_deduced)^2`` (standardised) to u's square. 0: the paper's u, next state only.
         **kwargs: dims and training options of :class:`~logo.world_model.base.WorldModel`.
 
     Example:
@@ -84,7 +90,7 @@ class LogoWorldModel(WorldModel):
                  deduce_from_change: bool = True,
                  detach_aux: bool = True, reconstruction_weight: float = 0.1, coupling_weight: float = 1.0,
                  latent_weight: float = 0.1, aux_weight: float = 1.0, termination_weight: float = 1.0,
-                 legal_weight: float = 1.0, **kwargs: Any):
+                 legal_weight: float = 1.0, aux_reward: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         n, o, s, a = self.n_agents, self.obs_dim, self.state_dim, self.action_size
         hidden = list(hidden_sizes)
@@ -99,7 +105,9 @@ class LogoWorldModel(WorldModel):
         self.ded_decoder = MLP(latent_dim, hidden, 2 * (s + 1) + 1 + self.n_legal)
         self.ded_bounds = LogStdBounds(s + 1)
         self.ded_reconstruct = MLP(latent_dim, hidden[:1], n * o)
-        self.aux_state = MLP(n * latent_dim + s, hidden, s)
+        if aux_reward < 0:
+            raise ValueError(f"aux_reward: expected a weight >= 0, got {aux_reward}")
+        self.aux_state = MLP(n * latent_dim + s, hidden, s + (1 if aux_reward > 0 else 0))
 
     # ------------------------------------------------------------------ the two models
     def predictive(self, inputs: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,7 +141,8 @@ class LogoWorldModel(WorldModel):
         return heads
 
     def auxiliary(self, z: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """Predictive latents [B, N, L] and state -> the auxiliary next-state output (delta units) [B, S]."""
+        """Predictive latents [B, N, L] and state -> the auxiliary next-state output (delta units) [B, S]
+        (then the standardised reward, [B, S + 1], with ``aux_reward``)."""
         if self.hparams.detach_aux:
             z = z.detach()
         return self.aux_state(torch.cat([z.flatten(1), state], -1))
@@ -169,7 +178,10 @@ class LogoWorldModel(WorldModel):
         coupled = self._deductive_loss(heads_hat, targets)
         target = h_true.detach()  # relative to the latents' spread, so shrinking them cannot lower it
         latent = masked_mse(h_hat, target) / target.var(0).mean().clamp(min=1e-6)
-        aux = masked_mse(self.auxiliary(z, inputs["state"]), targets["state_delta"])
+        aux_target = targets["state_delta"]
+        if hp.aux_reward > 0:
+            aux_target = torch.cat([aux_target, targets["rewards"].unsqueeze(-1)], -1)
+        aux = masked_mse(self.auxiliary(z, inputs["state"]), aux_target)
         bounds = self.pred_bounds.penalty() + self.ded_bounds.penalty()
         loss = predictive_nll + self._weighted(deductive) + hp.coupling_weight * self._weighted(coupled)
         parts = {}
@@ -193,8 +205,12 @@ class LogoWorldModel(WorldModel):
         _, heads = self.deductive(next_obs, inputs)
         std = heads["log_std"].exp()
         next_state, next_state_std = self.next_state_from(inputs["state"], heads["mean"][:, :s], std[:, :s])
-        aux_state, _ = self.next_state_from(inputs["state"], self.auxiliary(z, inputs["state"]))
+        aux = self.auxiliary(z, inputs["state"])
+        aux_state, _ = self.next_state_from(inputs["state"], aux[:, :s])
+        squared = (aux_state - next_state).square().sum(-1)  # [B]
+        if self.hparams.aux_reward > 0:
+            squared = squared + self.hparams.aux_reward * (aux[:, s] - heads["mean"][:, s]).square()
         return Prediction(next_obs=next_obs, next_state=next_state, reward=heads["mean"][:, s],
                           done_logit=heads["done_logit"], avail_logit=heads.get("legal_logit"),
-                          uncertainty=(aux_state - next_state).norm(dim=-1),
+                          uncertainty=squared.sqrt(),
                           next_obs_std=next_obs_std, next_state_std=next_state_std, reward_std=std[:, s])

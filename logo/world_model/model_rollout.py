@@ -81,7 +81,7 @@ class Rollout:
 
 
 def rollout(model: StepModel, policy: PolicyFn, start: Mapping[str, torch.Tensor], horizon: int,
-            generator: torch.Generator | None = None) -> Rollout:
+            generator: torch.Generator | None = None, stop_uncertainty: float | None = None) -> Rollout:
     """Run ``policy`` in ``model`` for up to ``horizon`` steps from the start transitions.
 
     Args:
@@ -90,6 +90,9 @@ def rollout(model: StepModel, policy: PolicyFn, start: Mapping[str, torch.Tensor
         start: ``obs [B, N, O]``, ``state [B, S]`` and, for discrete actions, ``avail_actions``.
         horizon: maximum number of model steps H >= 1.
         generator: randomness of the model step (ensemble member choice, sampling).
+        stop_uncertainty: end a branch at its first step whose u exceeds this multiple of the mean u of the
+            first step (taken from the real start states), dropping that step (MOReL-style halting where the
+            model is unsure, scale-free across world models). None: branches stop only at terminations.
 
     A branch stops at its first predicted termination (later steps are marked not alive); the
     loop ends early when every branch has stopped. Raises ValueError if the policy picks an
@@ -100,6 +103,7 @@ def rollout(model: StepModel, policy: PolicyFn, start: Mapping[str, torch.Tensor
     obs, state = start["obs"], start["state"]
     avail = start.get("avail_actions")
     alive = torch.ones(len(state), dtype=torch.bool, device=state.device)
+    threshold = None
     steps: list[dict[str, torch.Tensor | None]] = []
     for h in range(horizon):
         with torch.no_grad():
@@ -109,6 +113,10 @@ def rollout(model: StepModel, policy: PolicyFn, start: Mapping[str, torch.Tensor
                 if not bool((legal | ~alive).all()):
                     raise ValueError(f"rollout step {h}: the policy chose actions the legal-action mask forbids")
             out = model.step(obs, state, actions, avail, generator=generator)
+        if stop_uncertainty is not None:
+            if threshold is None:
+                threshold = stop_uncertainty * out.uncertainty.mean()
+            alive = alive & (out.uncertainty <= threshold)
         last = h == horizon - 1
         steps.append({
             "obs": obs, "state": state, "actions": actions, "rewards": out.reward, "next_obs": out.next_obs,

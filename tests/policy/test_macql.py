@@ -15,9 +15,11 @@ from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.nn import QMixer, VDNMixer
 from logo.policy.checkpoint import load_policy
-from logo.policy.losses import td_target
+from logo.policy.losses import td_target, weighted_mean
 from logo.policy.macql import DiscreteMACQL
 from logo.policy.macql_losses import (
+    counterfactual_cql_penalty,
+    counterfactual_joint_actions,
     greedy_legal,
     joint_cql_penalty,
     local_cql_penalty,
@@ -65,6 +67,26 @@ def test_greedy_and_cql_terms_respect_legal_actions():
     actions = torch.tensor([[1, 0]])
     expected = ((math.log(math.e + math.e ** 2) - 1.0) + (math.log(3.0) - 0.0)) / 2
     assert local_cql_penalty(q, actions, avail).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_counterfactual_cql_penalty_by_hand():
+    q = torch.tensor([[[5.0, 1.0, 2.0], [0.0, math.log(2.0), 100.0]]])  # [B=1, N=2, A=3]
+    avail = torch.tensor([[[False, True, True], [True, True, False]]])
+    actions = torch.tensor([[1, 0]])
+    q_chosen = q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [[1, 0]]
+    deviations = counterfactual_joint_actions(q, q_chosen)  # [1, 2, 3, 2]
+    # agent 0 deviating to action 2 keeps agent 1's data value; agent 1 deviating to action 1 keeps agent 0's
+    assert deviations[0, 0, 2].tolist() == [2.0, 0.0]
+    assert deviations[0, 1, 1].tolist() == pytest.approx([1.0, math.log(2.0)])
+    # with a sum (VDN) the term is the per-agent (local) one: the other agents' values cancel
+    q_tot = deviations.sum(-1)
+    local = local_cql_penalty(q, actions, avail).item()
+    assert counterfactual_cql_penalty(q_tot, q_chosen.sum(-1), avail).item() == pytest.approx(local, rel=1e-6)
+    # a mixer that doubles Q_tot doubles every gap: the term grows where the data action is not the best (agent 0)
+    doubled = counterfactual_cql_penalty(2 * q_tot, 2 * q_chosen.sum(-1), avail).item()
+    expected = ((math.log(math.exp(2.0) + math.exp(4.0)) - 2.0) + (math.log(1 + 4.0) - 0.0)) / 2
+    assert doubled == pytest.approx(expected, rel=1e-6)
+    assert counterfactual_cql_penalty(q_tot, q_chosen.sum(-1), avail).item() >= 0.0
 
 
 def test_joint_cql_penalty_by_hand():
@@ -143,7 +165,7 @@ def test_fit_learns_acts_legally_and_reloads(discrete_dataset, tmp_path):
     assert torch.equal(loaded.act(batch["obs"], batch["avail_actions"]), actions)
 
 
-@pytest.mark.parametrize("cql_mode", ["joint", "local"])
+@pytest.mark.parametrize("cql_mode", ["joint", "local", "counterfactual"])
 def test_cql_term_makes_dataset_actions_preferred(discrete_dataset, cql_mode):
     gaps, penalties = {}, {}
     for alpha in (0.0, 5.0):
@@ -155,7 +177,7 @@ def test_cql_term_makes_dataset_actions_preferred(discrete_dataset, cql_mode):
         gaps[alpha] = _gap(model, batch)
         penalties[alpha] = float(model.losses(batch)["cql"].mean())
     assert penalties[5.0] < penalties[0.0] - 0.1, penalties
-    assert gaps[5.0] > gaps[0.0] + (0.05 if cql_mode == "joint" else 0.3), gaps
+    assert gaps[5.0] > gaps[0.0] + (0.3 if cql_mode == "local" else 0.05), gaps  # mixed terms act through the mixer too
 
 
 def test_refuses_continuous_data(continuous_dataset):
@@ -238,8 +260,11 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
     assert sorted(model.logged) == [3, 7]
     split = {f"train/{n}{s}" for n in ("td", "cql", "q_data") for s in ("", "_real", "_synthetic")}
-    assert all(names == split | {"train/loss", "train/synthetic_share"} for names in model.logged.values())
+    extra = {"train/loss", "train/synthetic_share", "train/td_synthetic_share"}
+    assert all(names == split | extra for names in model.logged.values())
     metrics = logged_metrics(tmp_path / "metrics.csv")
+    shares = [value for (key, _), value in metrics.items() if key == "train/td_synthetic_share"]
+    assert len(shares) == 2 and all(0.0 < share < 1.0 for share in shares), shares
     assert sorted(step for key, step in metrics if key == "train/loss") == [3, 7]
     assert all((name, step) in metrics for name in split for step in (3, 7))
 
@@ -262,6 +287,8 @@ def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_m
 def test_world_model_options_fail_clearly(discrete_dataset, tmp_path):
     with pytest.raises(LogoError, match="data.synthetic.horizon: expected a positive integer, got 0"):
         ModelRollouts("x.ckpt", horizon=0)
+    with pytest.raises(LogoError, match="data.synthetic.stop_uncertainty: expected a positive multiple"):
+        ModelRollouts("x.ckpt", stop_uncertainty=0.0)
     with pytest.raises(LogoError, match="data.synthetic.sampling.mode"):
         SamplingOptions("softmax")
     with pytest.raises(LogoError, match=r"data.synthetic.sampling.priority_low \(2.0\) must not exceed "
@@ -294,6 +321,18 @@ def test_cql_term_on_synthetic_rows():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
     torch.testing.assert_close(values, penalty)
+
+
+@pytest.mark.parametrize(("mode", "level_force"), [("push_down", 2.0 / 5.0), ("balanced", 0.0), ("full", 0.0)])
+def test_cql_term_level_force_on_synthetic_rows(mode, level_force):
+    """d(CQL term)/d(a constant shift of every Q): push_down pushes the level down; balanced (COMBO) does not."""
+    shift = torch.zeros((), requires_grad=True)
+    lse, q = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, -0.5, 1.0, 0.0])
+    batch = {"weights": torch.tensor([1.0, 2.0, 0.5, 1.5]), "synthetic": torch.tensor([False, False, True, True])}
+    values, weights = DiscreteMACQL.conservative_term((lse + shift) - (q + shift), q + shift, batch, mode)
+    weighted_mean(values, weights).backward()
+    # push_down: synthetic rows keep lse, whose shift derivative is 1: weight 2.0 of 5.0 in the mean
+    assert shift.grad.item() == pytest.approx(level_force, abs=1e-6)
 
 
 @pytest.mark.parametrize("world_model", ["DirectWorldModel", "EnsembleWorldModel"])
@@ -350,6 +389,20 @@ def test_vdn_mixer_fits_and_its_parameterless_target_is_left_alone(discrete_data
     _trainer(3).fit(model, dm)
     assert not list(model.mixer_target.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.q_target.parameters()))  # Polyak moved the rest
+
+
+def test_weight_decay_switch_uses_adamw_and_decays_the_weights(discrete_dataset):
+    dm = _dm(discrete_dataset)
+    assert type(DiscreteMACQL(**linked_dims(dm), **SMALL).configure_optimizers()) is torch.optim.Adam
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, weight_decay=0.5, lr=0.1)
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["weight_decay"] == 0.5
+    weight = model.q_net.parameters().__next__()
+    before = weight.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # zero gradients: only the decoupled decay acts, w <- w * (1 - lr * wd)
+    torch.testing.assert_close(weight.detach(), before * (1 - 0.1 * 0.5))
 
 
 @pytest.mark.slow  # torch.compile takes 20-70 s on 2 CPU cores

@@ -51,6 +51,17 @@ def test_branches_stop_at_their_first_termination():
     assert torch.equal(flat["uncertainty"], flat["next_state"][:, 1])
 
 
+def test_branches_stop_where_u_passes_a_multiple_of_the_first_steps_mean():
+    policy = UniformPolicy(2, 4, discrete=True, generator=torch.Generator().manual_seed(0))
+    start = countdown_start([20, 20, 20])
+    start["state"][:, 1] = torch.tensor([0.0, 2.0, 5.0])  # u = 1, 3, 6 at the first step: mean 10/3
+    result = rollout(CountdownModel(), policy, start, horizon=8, stop_uncertainty=1.5)  # threshold u <= 5
+    assert result.alive.sum(0).tolist() == [5, 3, 0]  # u 1..5 kept; u 3, 4, 5 kept; u 6 dropped at once
+    assert float(result.transitions()["uncertainty"].max()) <= 5.0
+    unlimited = rollout(CountdownModel(), policy, countdown_start([20, 20, 20]), horizon=8)
+    assert bool(unlimited.alive.all())
+
+
 def test_rollout_ends_early_when_every_branch_has_terminated():
     policy = UniformPolicy(2, 4, discrete=True, generator=torch.Generator().manual_seed(0))
     result = rollout(CountdownModel(), policy, countdown_start([2, 2]), horizon=15)

@@ -94,6 +94,27 @@ def test_logo_joint_or_local_action_input(discrete_dataset):
     assert local.predict(inputs).next_obs.shape == joint.predict(inputs).next_obs.shape
 
 
+def test_logo_uncertainty_can_also_see_the_reward(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    with pytest.raises(ValueError, match="aux_reward"):
+        build(LogoWorldModel, dm, aux_reward=-1.0)
+    assert build(LogoWorldModel, dm).aux_state[-1].out_features == dm.state_dim  # the paper's u: s' only
+    model = build(LogoWorldModel, dm, aux_reward=2.0)
+    assert model.aux_state[-1].out_features == dm.state_dim + 1
+    b = batch_of(dm, 16)
+    inputs = model.normalise_inputs(b["obs"], b["state"], b["actions"])
+    with_reward = model.predict(inputs).uncertainty
+    z, _, _ = model.predictive(inputs)
+    aux_reward = model.auxiliary(z, inputs["state"])[:, dm.state_dim]
+    model.hparams.aux_reward = 0.0  # same weights, the state part of u alone
+    state_only = model.predict(inputs)
+    gap = (aux_reward - state_only.reward).square()
+    torch.testing.assert_close(with_reward.square(), state_only.uncertainty.square() + 2.0 * gap)
+    model.hparams.aux_reward = 2.0
+    _, _, parts = model._parts(b)  # the auxiliary loss now covers the reward too
+    assert torch.isfinite(parts["aux_state"]) and parts["aux_state"] > 0
+
+
 def test_direct_model_matches_logo_parameter_count(discrete_dataset):
     dm = datamodule(discrete_dataset)
     for logo_kwargs in ({}, {"hidden_sizes": [64, 64], "latent_dim": 32}):

@@ -1,0 +1,150 @@
+"""Backbone sweep (issue 19): model-free MACQL variants on the development scenarios, with learning curves.
+
+Each run is one ``logo fit`` of a scenario's policy config with ``configs/sampling/none.yaml`` (real data only)
+plus a variant's overrides, evaluated in the environment every 2,500 updates (the config's ``EnvEvaluation``).
+A run's curve is summarised into ``benchmarks/results/backbone/<variant>__<scenario>__s<seed>.json``:
+normalised score, return, win rate and, over the 500 updates before each evaluation, the mean of
+``train/q_data`` and of ``train/rtg_real`` (the data's discounted return-to-go in the same units).
+Runs whose result exists are skipped, so the sweep is resumable; a run interrupted mid-fit starts again.
+
+    python benchmarks/backbone.py run --variants joint local_vdn --seeds 0 1 2 --updates 10000 --jobs 2
+    python benchmarks/backbone.py table --variants joint local_vdn --updates 10000
+
+Variants live in ``benchmarks/backbone.yaml`` (name -> list of ``logo fit`` arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from statistics import mean, pstdev
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "backbone"
+SCENARIOS = {
+    "smax_3m": "configs/smax/3m/policy.yaml",
+    "mpe_spread": "configs/mpe/simple_spread_v3/policy.yaml",
+}
+UPDATES_PER_EPOCH = 500  # steps_per_epoch of the shipped policy configs
+
+
+def load_variants() -> dict[str, list[str]]:
+    return yaml.safe_load((ROOT / "benchmarks" / "backbone.yaml").read_text())
+
+
+def result_path(variant: str, scenario: str, seed: int, updates: int) -> Path:
+    return RESULTS / f"{variant}__{scenario}__s{seed}__{updates // 1000}k.json"
+
+
+def summarise(metrics_csv: Path) -> list[dict[str, float]]:
+    """One entry per evaluation: step, scores, and q_data / rtg_real averaged over the 500 updates before it."""
+    rows = list(csv.DictReader(metrics_csv.open()))
+    logged: dict[int, dict[str, float]] = {}
+    for row in rows:
+        step = int(row["step"])
+        for key, value in row.items():
+            if value and key not in ("step", "epoch"):
+                logged.setdefault(step, {})[key] = float(value)
+    curve = []
+    for step in sorted(logged):
+        point = logged[step]
+        if "eval/return_mean" not in point:
+            continue
+        window = [logged[s] for s in logged if step - UPDATES_PER_EPOCH < s <= step]
+        q = [p["train/q_data"] for p in window if "train/q_data" in p]
+        rtg = [p["train/rtg_real"] for p in window if "train/rtg_real" in p]
+        curve.append({
+            "updates": step + 1 if (step + 1) % 100 == 0 else step,
+            "normalized_score": point.get("eval/normalized_score"),
+            "return": point["eval/return_mean"],
+            "win_rate": point.get("eval/win_rate"),
+            "q_data": mean(q) if q else None,
+            "rtg_real": mean(rtg) if rtg else None,
+            "val_td": point.get("val/loss"),
+        })
+    return curve
+
+
+def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: int) -> Path:
+    out = result_path(variant, scenario, seed, updates)
+    if out.exists():
+        return out
+    run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
+    if run_dir.exists():
+        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+    cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario],
+           "--config", "configs/sampling/none.yaml",
+           "--trainer.max_epochs", str(updates // UPDATES_PER_EPOCH), "--seed_everything", str(seed),
+           "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(run_dir),
+           "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    log = run_dir.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as fh:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"{variant} {scenario} seed {seed} failed (rc {done.returncode}); see {log}")
+    metrics = next(run_dir.rglob("metrics.csv"))
+    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"variant": variant, "args": args, "scenario": scenario, "seed": seed,
+                               "updates": updates, "revision": revision, "command": " ".join(cmd[1:]),
+                               "curve": summarise(metrics)}, indent=1))
+    tmp.replace(out)
+    return out
+
+
+def table(variants: list[str], updates: int, seeds: list[int]) -> str:
+    lines = []
+    for scenario in SCENARIOS:
+        for variant in variants:
+            curves = [json.loads(p.read_text())["curve"] for s in seeds
+                      if (p := result_path(variant, scenario, s, updates)).exists()]
+            if not curves:
+                continue
+            cells = []
+            for i, point in enumerate(curves[0]):
+                scores = [c[i]["normalized_score"] for c in curves if len(c) > i]
+                q = [c[i]["q_data"] for c in curves if len(c) > i and c[i]["q_data"] is not None]
+                rtg = [c[i]["rtg_real"] for c in curves if len(c) > i and c[i]["rtg_real"] is not None]
+                ratio = f" q/rtg {mean(q) / mean(rtg):.1f}" if q and rtg and mean(rtg) != 0 else ""
+                cells.append(f"{point['updates'] / 1000:g}k {mean(scores):.1f}±{pstdev(scores):.1f}{ratio}")
+            lines.append(f"{scenario:10s} {variant:18s} n={len(curves)} | " + " | ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["run", "table"])
+    parser.add_argument("--variants", nargs="+", required=True)
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--updates", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args(argv)
+    variants = load_variants()
+    unknown = [v for v in args.variants if v not in variants]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; benchmarks/backbone.yaml has {sorted(variants)}")
+    if args.action == "table":
+        print(table(args.variants, args.updates, args.seeds))
+        return 0
+    units = [(v, variants[v], sc, s) for s in args.seeds for v in args.variants for sc in args.scenarios]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for path in pool.map(lambda u: run_one(*u, args.updates), units):
+            print(path.name, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
