@@ -239,13 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="relative error agreement for a match")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each trained model here (JSON, weights beside it), so a killed run continues")
     parser.add_argument("--out", type=Path, default=None,
                         help="result file (default benchmarks/results/world_model_pareto/<device>.json)")
     opts = parser.parse_args(argv)
     device = torch.device(opts.device)
     begin = time.perf_counter()
     result = measure(opts.datasets, opts.logo_widths, opts.ensemble_widths, opts.steps, opts.batch_size, opts.seed,
-                     device, tol=opts.tolerance)
+                     device, tol=opts.tolerance, cache=opts.cache)
     out = opts.out or ROOT / "benchmarks" / "results" / "world_model_pareto" / f"{device.type}.json"
     provenance.write_json(out, {**result, "wall_seconds": time.perf_counter() - begin,
                                 "git_revision": provenance.git_revision(), "machine": provenance.machine(device),
