@@ -47,7 +47,7 @@ from logo import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("data/mpe/simple_spread_v3/medium.zarr", "data/smax/3m/medium.zarr")
-LOGO_WIDTHS = (128, 256, 512)
+LOGO_WIDTHS = (128, 256, 384)
 ENSEMBLE_WIDTHS = (50, 100, 200)
 TOLERANCE = 0.05
 
