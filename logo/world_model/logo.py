@@ -207,10 +207,10 @@ class LogoWorldModel(WorldModel):
         next_state, next_state_std = self.next_state_from(inputs["state"], heads["mean"][:, :s], std[:, :s])
         aux = self.auxiliary(z, inputs["state"])
         aux_state, _ = self.next_state_from(inputs["state"], aux[:, :s])
-        squared = (aux_state - next_state).square().sum(-1)  # [B]
-        if self.hparams.aux_reward > 0:
-            squared = squared + self.hparams.aux_reward * (aux[:, s] - heads["mean"][:, s]).square()
+        u = (aux_state - next_state).norm(dim=-1)  # [B]
+        if self.hparams.aux_reward > 0:  # (norm alone otherwise: the paper's u exactly as before the extension)
+            u = (u.square() + self.hparams.aux_reward * (aux[:, s] - heads["mean"][:, s]).square()).sqrt()
         return Prediction(next_obs=next_obs, next_state=next_state, reward=heads["mean"][:, s],
                           done_logit=heads["done_logit"], avail_logit=heads.get("legal_logit"),
-                          uncertainty=squared.sqrt(),
+                          uncertainty=u,
                           next_obs_std=next_obs_std, next_state_std=next_state_std, reward_std=std[:, s])
