@@ -21,10 +21,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from logo.dims import linked_dims
-from logo.envs.base import EnvSpec, MultiAgentEnv, TimeStep
+from logo.envs.base import EnvSpec, TimeStep
 from logo.envs.evaluate import EvaluationResult, evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, AgentSharedMLP
+from logo.online.events import OnlineEvents
 from logo.online.ppo_losses import (
     clipped_policy_loss,
     entropy,
@@ -65,7 +66,7 @@ class SampledModulePolicy:
         return actions.cpu().numpy()
 
 
-class OnlineMAPPO(ActingPolicy, LightningModule):
+class OnlineMAPPO(OnlineEvents, ActingPolicy, LightningModule):
     """MAPPO with legal-action masks, a parameter-shared actor and a centralised state-value critic.
 
     Each ``training_step`` is one iteration: the ``RolloutDataModule``'s ``num_envs`` copies each play one
@@ -139,8 +140,7 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
                                     list(hidden_sizes))
         self.critic = MLP(state_dim, list(hidden_sizes), 1)
         self.last_evaluation: dict[str, float] | None = None  # {"return", "win_rate", "env_steps", "iteration", ...}
-        self._eval_env: MultiAgentEnv | None = None
-        self._clock: tuple[float, int] | None = None
+        self.init_events()
 
     # ---- acting -------------------------------------------------------------------------------
 
@@ -300,19 +300,6 @@ class OnlineMAPPO(ActingPolicy, LightningModule):
                                 "iteration": dm.iterations, "episodes_played": dm.episodes}
         self._clock = (started, dm.env_steps)
         return metrics
-
-    def log_event(self, metrics: dict[str, float], env_steps: int) -> None:
-        """Send metrics straight to the loggers at step ``env_steps`` (as ``OnlineTD3`` does)."""
-        for logger in self.loggers:
-            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=env_steps)
-
-    def on_train_start(self) -> None:
-        self._clock = (time.perf_counter(), self.online.env_steps)
-
-    def on_fit_end(self) -> None:
-        if self._eval_env is not None:
-            self._eval_env.close()
-            self._eval_env = None
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=1e-5, foreach=True)

@@ -20,12 +20,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from logo.dims import linked_dims
-from logo.envs.base import MultiAgentEnv
 from logo.envs.evaluate import evaluate_policy
 from logo.envs.policies import ModulePolicy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, TwinCritic, from_unit_box
 from logo.online.datamodule import OnlineEnvDataModule
+from logo.online.events import OnlineEvents
 from logo.policy.checkpoint import ActingPolicy
 from logo.policy.losses import soft_update, td_target
 
@@ -58,7 +58,7 @@ def actor_loss(q1: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-class OnlineTD3(ActingPolicy, LightningModule):
+class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
     """TD3 (Fujimoto et al., 2018) with a centralised actor over the joint action, trained online.
 
     Each ``training_step`` is one environment step of the ``OnlineEnvDataModule``'s live copy
@@ -119,8 +119,7 @@ class OnlineTD3(ActingPolicy, LightningModule):
         self.register_buffer("action_low", -torch.ones(action_size))  # [action_dim], set from the env
         self.register_buffer("action_high", torch.ones(action_size))
         self.updates = 0  # gradient updates so far (drives the policy delay)
-        self._eval_env: MultiAgentEnv | None = None
-        self._clock: tuple[float, int] | None = None  # (time, env steps) at the last evaluation
+        self.init_events()
 
     # ---- acting -------------------------------------------------------------------------------
 
@@ -236,23 +235,6 @@ class OnlineTD3(ActingPolicy, LightningModule):
                        f"over {len(returns)} episodes")
         self._clock = (started, dm.env_steps)
         return mean
-
-    def log_event(self, metrics: dict[str, float], env_steps: int) -> None:
-        """Send metrics straight to the loggers at step ``env_steps``.
-
-        Events (episode ends, evaluations) happen on some steps only; ``self.log`` would repeat their
-        last value at every later logging step, so they bypass it.
-        """
-        for logger in self.loggers:
-            logger.log_metrics({k: float(v) for k, v in metrics.items()}, step=env_steps)
-
-    def on_train_start(self) -> None:
-        self._clock = (time.perf_counter(), self.online.env_steps)
-
-    def on_fit_end(self) -> None:
-        if self._eval_env is not None:
-            self._eval_env.close()
-            self._eval_env = None
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([*self.actor.parameters(), *self.critic.parameters()], lr=self.hparams.lr,
