@@ -32,13 +32,7 @@ CONFIG = ROOT / "configs/behaviour/smax_3m_mappo.yaml"
 NUM_ENVS = 8  # one batch size everywhere: SMAX compiles once per batch size
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread is faster, and kinder to a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/online/conftest.py
 
 
 # ---- loss pieces, by hand ------------------------------------------------------------------------

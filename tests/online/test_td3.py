@@ -30,13 +30,7 @@ SCENARIO = "Hopper-3x1"  # random actions fall within ~20 steps: terminations; a
 STEPS, EVAL_EVERY, SEED = 400, 100, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one intra-op thread is faster, and kinder to a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/online/conftest.py
 
 
 def _fit(root: Path, threshold: float, steps: int = STEPS, hidden: list[int] | None = None,
