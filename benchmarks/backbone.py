@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,7 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
         return out
     run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
     if run_dir.exists():
-        subprocess.run(["rm", "-rf", str(run_dir)], check=True)
+        shutil.rmtree(run_dir)
     cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario],
            "--config", "configs/sampling/none.yaml",
            "--trainer.max_epochs", str(updates // UPDATES_PER_EPOCH), "--seed_everything", str(seed),
