@@ -62,6 +62,7 @@ def summarise(metrics_csv: Path) -> list[dict[str, float]]:
         window = [logged[s] for s in logged if step - UPDATES_PER_EPOCH < s <= step]
         q = [p["train/q_data"] for p in window if "train/q_data" in p]
         rtg = [p["train/rtg_real"] for p in window if "train/rtg_real" in p]
+        bias = [p["train/td_bias"] for p in window if "train/td_bias" in p]
         curve.append({
             "updates": step + 1 if (step + 1) % 100 == 0 else step,
             "normalized_score": point.get("eval/normalized_score"),
@@ -69,6 +70,7 @@ def summarise(metrics_csv: Path) -> list[dict[str, float]]:
             "win_rate": point.get("eval/win_rate"),
             "q_data": mean(q) if q else None,
             "rtg_real": mean(rtg) if rtg else None,
+            "td_bias": mean(bias) if bias else None,
             "val_td": point.get("val/loss"),
         })
     return curve

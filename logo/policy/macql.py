@@ -20,6 +20,7 @@ from torch.profiler import record_function
 from torchmetrics import MeanMetric
 
 from logo.dims import Batch
+from logo.errors import LogoError
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, QMixer, VDNMixer
 from logo.policy.losses import soft_update, td_target
@@ -58,6 +59,12 @@ class DiscreteMACQL(OfflinePolicy):
         cql_mode: ``joint`` (MACQL: CQL on the joint action, sampled), ``local`` (exact per-agent CQL on each Q_i)
             or ``counterfactual`` (CFCQL: exact, on Q_tot, one agent deviating from the data's joint action at a time).
         cql_samples: joint actions sampled per transition for ``cql_mode: joint``.
+        cql_temperature: T of the conservative term's log-sum-exp, ``T * logsumexp(Q / T)``, in the units of Q
+            (``reward_scale`` times the reward). 1 is CQL(H). Its gradient pushes the data action up by
+            ``1 - softmax_T(Q)[data]`` per row, so where Q's action gaps are small next to T the data action sits
+            about ``cql_alpha / 2`` above its TD target at every step, and bootstrapping compounds that into the
+            level of Q (``train/td_bias``); a small T aims the push-down at the greedy action and leaves a data
+            action that is already greedy at its TD target.
         cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
             ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
             real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
@@ -78,13 +85,16 @@ class DiscreteMACQL(OfflinePolicy):
                  hidden_sizes: Sequence[int] = (256, 256), mixer: Literal["qmix", "vdn"] = "qmix",
                  mixer_embed: int = 32, lr: float = 3e-4, gamma: float = 0.99, tau: float = 0.005,
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint",
-                 cql_samples: int = 32, cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
+                 cql_samples: int = 32, cql_temperature: float = 1.0,
+                 cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
                  reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
                  weight_decay: float = 0.0, compile_losses: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
+        if cql_temperature <= 0:
+            raise LogoError(f"cql_temperature must be > 0 (the log-sum-exp's temperature); got {cql_temperature}")
         self.q_net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes), layer_norm=layer_norm)
         self.mixer = QMixer(n_agents, state_dim, mixer_embed) if mixer == "qmix" else VDNMixer()
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
@@ -162,13 +172,15 @@ class DiscreteMACQL(OfflinePolicy):
             next_value = self.mixer_target(next_q_target.gather(-1, next_actions.unsqueeze(-1)).squeeze(-1),
                                            self.state_norm(batch["next_state"]))  # [B]
             target = td_target(hp.reward_scale * batch["rewards"], batch["terminals"], next_value, hp.gamma)
-        out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data}
+        out = {"td": (q_data - target).square(), "q_data": q_data.detach(), "q_data_attached": q_data,
+               "td_bias": (q_data - target).detach()}  # signed: how far above its TD target the data action sits
+        temp = hp.cql_temperature
         if hp.cql_mode == "joint":
-            out["cql"] = joint_cql_penalty(q_tot_samples, q_data)  # [B]
+            out["cql"] = joint_cql_penalty(q_tot_samples, q_data, temp)  # [B]
         elif hp.cql_mode == "counterfactual":
-            out["cql"] = counterfactual_cql_penalty(q_tot_deviations, q_data, avail)
+            out["cql"] = counterfactual_cql_penalty(q_tot_deviations, q_data, avail, temp)
         else:
-            out["cql"] = local_cql_penalty(q, actions, avail)
+            out["cql"] = local_cql_penalty(q, actions, avail, temp)
         return out
 
     def _loss_tensors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -38,26 +38,37 @@ def sample_legal_joint_actions(avail: torch.Tensor | None, shape: tuple[int, ...
     return scores.argmax(-1)
 
 
-def joint_cql_penalty(q_tot_samples: torch.Tensor, q_tot_data: torch.Tensor) -> torch.Tensor:
+def soft_max(values: torch.Tensor, temperature: float = 1.0, dim: int = -1) -> torch.Tensor:
+    """``temperature * logsumexp(values / temperature)`` over ``dim``: the log-sum-exp of CQL(H) at a temperature.
+
+    At 1 it is CQL's own term; towards 0 it approaches ``max`` (the push-down then lands on the greedy action, the
+    one the TD target bootstraps from); large, it approaches ``mean + temperature * log(count)``."""
+    return temperature * torch.logsumexp(values / temperature, dim=dim)
+
+
+def joint_cql_penalty(q_tot_samples: torch.Tensor, q_tot_data: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """MACQL's conservative term on the joint action, estimated from uniformly sampled legal joint actions.
 
     CQL(H) treats the joint action as one action: ``log sum_a exp Q_tot(s, a) - Q_tot(s, a_data)``.
     The sum over all A^N joint actions is estimated from the K sampled joint actions together with
     the dataset's, as ``log mean exp`` over those K + 1 values. Keeping the dataset action in the
     set keeps the term bounded below (by ``-log(K + 1)``) like the exact one, so it cannot be
-    lowered forever by inflating Q_tot(data); it is 0 when Q_tot is flat.
+    lowered forever by inflating Q_tot(data); it is 0 when Q_tot is flat. At a ``temperature`` T,
+    ``T * log mean exp(Q / T)`` (:func:`soft_max`).
 
     Args:
         q_tot_samples: [B, K] Q_tot of the sampled joint actions.
         q_tot_data: [B] Q_tot of the dataset's joint action.
+        temperature: T of the log-sum-exp (1: CQL(H)).
     Returns:
         [B] per-transition penalty.
     """
     values = torch.cat([q_tot_samples, q_tot_data.unsqueeze(-1)], dim=-1)  # [B, K + 1]
-    return torch.logsumexp(values, dim=-1) - math.log(values.shape[-1]) - q_tot_data
+    return soft_max(values, temperature) - temperature * math.log(values.shape[-1]) - q_tot_data
 
 
-def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None = None) -> torch.Tensor:
+def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tensor | None = None,
+                      temperature: float = 1.0) -> torch.Tensor:
     """Per-agent CQL term averaged over agents: ``mean_i [logsumexp_{legal a} Q_i(o_i, a) - Q_i(o_i, a_i)]``.
 
     Exact (no sampling); with equal agent weights it is CFCQL's counterfactual regulariser.
@@ -66,10 +77,11 @@ def local_cql_penalty(q: torch.Tensor, actions: torch.Tensor, avail: torch.Tenso
         q: [B, N, A] per-agent Q values.
         actions: [B, N] dataset actions.
         avail: [B, N, A] bool legal actions, or None.
+        temperature: T of the log-sum-exp (:func:`soft_max`; 1: CQL(H)).
     Returns:
         [B] per-transition penalty.
     """
-    lse = torch.logsumexp(mask_logits(q, avail), dim=-1)  # [B, N]
+    lse = soft_max(mask_logits(q, avail), temperature)  # [B, N] (illegal entries stay far below after / T)
     return (lse - q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)).mean(-1)
 
 
@@ -92,7 +104,7 @@ def counterfactual_joint_actions(q: torch.Tensor, q_chosen: torch.Tensor) -> tor
 
 
 def counterfactual_cql_penalty(q_tot_deviations: torch.Tensor, q_tot_data: torch.Tensor,
-                               avail: torch.Tensor | None = None) -> torch.Tensor:
+                               avail: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
     """CFCQL's counterfactual conservative term (Shao et al., 2023), agents weighted equally.
 
     ``mean_i [log sum_{legal a} exp Q_tot(s, a_i = a, a_-i = data) - Q_tot(s, a_data)]``: exact (every legal
@@ -105,10 +117,11 @@ def counterfactual_cql_penalty(q_tot_deviations: torch.Tensor, q_tot_data: torch
         q_tot_deviations: [B, N, A] Q_tot of each single-agent deviation (:func:`counterfactual_joint_actions`).
         q_tot_data: [B] Q_tot of the dataset's joint action.
         avail: [B, N, A] bool legal actions, or None.
+        temperature: T of the log-sum-exp (:func:`soft_max`; 1: CQL(H)).
     Returns:
         [B] per-transition penalty.
     """
-    lse = torch.logsumexp(mask_logits(q_tot_deviations, avail), dim=-1)  # [B, N]
+    lse = soft_max(mask_logits(q_tot_deviations, avail), temperature)  # [B, N]
     return (lse - q_tot_data.unsqueeze(-1)).mean(-1)
 
 

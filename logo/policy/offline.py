@@ -106,6 +106,8 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
                                                  self.hparams.cql_synthetic)
         cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", parts["q_data"], batch)
+        if "td_bias" in parts:  # signed q_data - TD target: > 0 on real rows is the data action held above its target
+            self.log_split("td_bias", parts["td_bias"], batch)
         if "returns_to_go" in batch and logs_this_step(self):  # data module's return_gamma: Q's yardstick
             real = ~batch["synthetic"] if "synthetic" in batch else slice(None)
             self.log("train/rtg_real", self.hparams.reward_scale * batch["returns_to_go"][real].mean())

@@ -101,6 +101,65 @@ def test_joint_cql_penalty_by_hand():
     assert far == pytest.approx(-math.log(8.0), rel=1e-6)
 
 
+def test_cql_temperature_by_hand():
+    # T * log sum exp(Q / T): at T = 0.5 the local term of Q = [1, 2] with data action 0 is 0.5 * log(e^2 + e^4) - 1
+    q, actions = torch.tensor([[[1.0, 2.0]]]), torch.tensor([[0]])
+    expected = 0.5 * math.log(math.exp(2.0) + math.exp(4.0)) - 1.0
+    assert local_cql_penalty(q, actions, temperature=0.5).item() == pytest.approx(expected, rel=1e-6)
+    assert local_cql_penalty(q, actions, temperature=1.0).item() == pytest.approx(
+        local_cql_penalty(q, actions).item())  # 1 is CQL(H)
+    # towards 0 it is max - Q(data): 1 here, and 0 where the data action is the greedy one
+    assert local_cql_penalty(q, actions, temperature=1e-3).item() == pytest.approx(1.0, abs=1e-4)
+    assert local_cql_penalty(q, torch.tensor([[1]]), temperature=1e-3).item() == pytest.approx(0.0, abs=1e-4)
+    # illegal actions stay out at any temperature
+    avail = torch.tensor([[[True, False]]])
+    assert local_cql_penalty(q, actions, avail, temperature=1e-3).item() == pytest.approx(0.0, abs=1e-4)
+    # joint: T * (log mean exp(Q / T)) - Q(data), the data action in the set
+    samples, data = torch.tensor([[0.0, 1.0]]), torch.tensor([0.5])
+    expected = 0.25 * math.log((1.0 + math.exp(4.0) + math.exp(2.0)) / 3.0) - 0.5
+    assert joint_cql_penalty(samples, data, temperature=0.25).item() == pytest.approx(expected, rel=1e-6)
+    deviations = torch.tensor([[[1.0, 2.0]]])  # one agent's two deviations, Q_tot(data) = 1
+    assert counterfactual_cql_penalty(deviations, torch.tensor([1.0]), temperature=0.5).item() == pytest.approx(
+        0.5 * math.log(math.exp(2.0) + math.exp(4.0)) - 1.0, rel=1e-6)
+
+
+def test_cql_temperature_sets_the_push_up_on_the_data_action():
+    """The term's gradient on Q(data) is -(1 - softmax_T(Q)[data]): at T = 1 and small action gaps it pushes a data
+    action that is already the greedy one up by almost the full weight (the level bias that bootstrapping compounds);
+    at a small T it leaves such an action alone."""
+    pushes = {}
+    for temperature in (1.0, 0.01):
+        q = torch.tensor([[[0.10, 0.05, 0.0, 0.02]]], requires_grad=True)  # data action 0 is greedy, gaps << 1
+        local_cql_penalty(q, torch.tensor([[0]]), temperature=temperature).sum().backward()
+        pushes[temperature] = -q.grad[0, 0, 0].item()
+        expected = 1.0 - torch.softmax(q.detach()[0, 0] / temperature, -1)[0].item()
+        assert pushes[temperature] == pytest.approx(expected, abs=1e-6)
+    assert pushes[1.0] > 0.7 and pushes[0.01] < 0.01, pushes
+
+
+def test_cql_temperature_is_a_yaml_switch_and_must_be_positive(discrete_dataset, tmp_path):
+    from logo.cli import LogoCLI
+
+    config = tmp_path / "macql.yaml"
+    config.write_text(f"""
+trainer: {{max_steps: 3, accelerator: cpu, logger: false, enable_checkpointing: false, enable_progress_bar: false,
+          limit_val_batches: 0}}
+model:
+  class_path: DiscreteMACQL
+  init_args: {{hidden_sizes: [16], cql_mode: local, mixer: vdn, cql_temperature: 0.1}}
+data:
+  class_path: OfflineMARLDataModule
+  init_args: {{path: {discrete_dataset}, batch_size: 8}}
+""")
+    cli = LogoCLI(args=["--config", str(config)], run=False)
+    assert cli.model.hparams.cql_temperature == 0.1
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert cli.trainer.global_step == 3 and all(torch.isfinite(p).all() for p in cli.model.parameters())
+    dm = _dm(discrete_dataset)
+    with pytest.raises(LogoError, match="cql_temperature"):
+        DiscreteMACQL(**linked_dims(dm), **SMALL, cql_temperature=0.0)
+
+
 def test_sampled_joint_actions_are_legal_and_uniform():
     avail = torch.tensor([[[True, False, True, True], [False, False, True, False]]])
     samples = sample_legal_joint_actions(avail, (1, 2, 4), 30_000, torch.Generator().manual_seed(0))
@@ -259,7 +318,7 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     trainer.fit(model, dm)
     # Lightning writes step metrics after updates 4 and 8 (steps 3 and 7): only those steps call self.log
     assert sorted(model.logged) == [3, 7]
-    split = {f"train/{n}{s}" for n in ("td", "cql", "q_data") for s in ("", "_real", "_synthetic")}
+    split = {f"train/{n}{s}" for n in ("td", "cql", "q_data", "td_bias") for s in ("", "_real", "_synthetic")}
     extra = {"train/loss", "train/synthetic_share", "train/td_synthetic_share"}
     assert all(names == split | extra for names in model.logged.values())
     metrics = logged_metrics(tmp_path / "metrics.csv")
