@@ -10,7 +10,10 @@ Runs whose result exists are skipped, so the sweep is resumable; a run interrupt
     python benchmarks/backbone.py run --variants joint local_vdn --seeds 0 1 2 --updates 10000 --jobs 2
     python benchmarks/backbone.py table --variants joint local_vdn --updates 10000
 
-Variants live in ``benchmarks/backbone.yaml`` (name -> list of ``logo fit`` arguments).
+Variants live in ``benchmarks/backbone.yaml`` (name -> list of ``logo fit`` arguments). A variant whose list
+starts with ``--with-world-model`` is LOGO+MACQL instead: the policy config's own synthetic source, reading a LOGO
+world model fitted once per scenario (``configs/<scenario>/world_model.yaml``, seed 0) into
+``runs/backbone/world_model__<scenario>`` on first use.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import mean, pstdev
@@ -34,7 +38,14 @@ SCENARIOS = {
     "smax_3m": "configs/smax/3m/policy.yaml",
     "mpe_spread": "configs/mpe/simple_spread_v3/policy.yaml",
 }
+WORLD_MODELS = {
+    "smax_3m": "configs/smax/3m/world_model.yaml",
+    "mpe_spread": "configs/mpe/simple_spread_v3/world_model.yaml",
+}
+WITH_WORLD_MODEL = "--with-world-model"
 UPDATES_PER_EPOCH = 500  # steps_per_epoch of the shipped policy configs
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+_world_model_locks = {scenario: threading.Lock() for scenario in WORLD_MODELS}
 
 
 def load_variants() -> dict[str, list[str]]:
@@ -76,23 +87,45 @@ def summarise(metrics_csv: Path) -> list[dict[str, float]]:
     return curve
 
 
+def world_model(scenario: str) -> Path:
+    """The scenario's LOGO world-model checkpoint for ``--with-world-model`` variants, fitted on first use."""
+    run_dir = ROOT / "runs" / "backbone" / f"world_model__{scenario}"
+    with _world_model_locks[scenario]:
+        found = sorted(run_dir.rglob("best.ckpt")) if (run_dir / "done").exists() else []
+        if found:
+            return found[0]
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        cmd = [sys.executable, "-m", "logo", "fit", "--config", WORLD_MODELS[scenario], "--seed_everything", "0",
+               "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
+               "--trainer.enable_progress_bar", "false"]
+        run_dir.mkdir(parents=True)
+        with (run_dir / "fit.log").open("w") as fh:
+            if subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode:
+                raise RuntimeError(f"world model of {scenario} failed; see {run_dir / 'fit.log'}")
+        (run_dir / "done").touch()
+        return sorted(run_dir.rglob("best.ckpt"))[0]
+
+
 def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: int) -> Path:
     out = result_path(variant, scenario, seed, updates)
     if out.exists():
         return out
+    if args[:1] == [WITH_WORLD_MODEL]:  # LOGO+MACQL: the policy config's synthetic source on this world model
+        source = ["--data.init_args.synthetic.init_args.world_model", str(world_model(scenario)), *args[1:]]
+    else:  # model-free: real data only
+        source = ["--config", "configs/sampling/none.yaml", *args]
     run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario],
-           "--config", "configs/sampling/none.yaml",
            "--trainer.max_epochs", str(updates // UPDATES_PER_EPOCH), "--seed_everything", str(seed),
            "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(run_dir),
-           "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+           "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *source]
     log = run_dir.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
-        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        done = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode:
         raise RuntimeError(f"{variant} {scenario} seed {seed} failed (rc {done.returncode}); see {log}")
     metrics = next(run_dir.rglob("metrics.csv"))
