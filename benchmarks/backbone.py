@@ -13,7 +13,8 @@ Runs whose result exists are skipped, so the sweep is resumable; a run interrupt
 Variants live in ``benchmarks/backbone.yaml`` (name -> list of ``logo fit`` arguments). A variant whose list
 starts with ``--with-world-model`` is LOGO+MACQL instead: the policy config's own synthetic source, reading a LOGO
 world model fitted once per scenario (``configs/<scenario>/world_model.yaml``, seed 0) into
-``runs/backbone/world_model__<scenario>`` on first use.
+``runs/backbone/world_model__<scenario>`` on first use. ``--bc`` as the first item runs behaviour cloning
+(``configs/bc/evaluate_in_env.yaml``) on the scenario's dataset with the same batch size, updates and evaluations.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ WORLD_MODELS = {
     "mpe_spread": "configs/mpe/simple_spread_v3/world_model.yaml",
 }
 WITH_WORLD_MODEL = "--with-world-model"
+BC = "--bc"
+EVALUATION = [{"class_path": "EnvEvaluation", "init_args": {"episodes": 32, "num_envs": 8, "seed": 0,
+                                                             "every_n_steps": 2500}}]  # the policy configs' own
 UPDATES_PER_EPOCH = 500  # steps_per_epoch of the shipped policy configs
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
 _world_model_locks = {scenario: threading.Lock() for scenario in WORLD_MODELS}
@@ -113,12 +117,20 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
         return out
     if args[:1] == [WITH_WORLD_MODEL]:  # LOGO+MACQL: the policy config's synthetic source on this world model
         source = ["--data.init_args.synthetic.init_args.world_model", str(world_model(scenario)), *args[1:]]
+    elif args[:1] == [BC]:  # behaviour cloning on the scenario's dataset and batch size, same evaluations
+        data = yaml.safe_load((ROOT / SCENARIOS[scenario]).read_text())["data"]["init_args"]
+        source = ["--data.init_args.path", data["path"],
+                  "--data.init_args.batch_size", str(data["batch_size"]),
+                  "--data.init_args.steps_per_epoch", str(UPDATES_PER_EPOCH),
+                  "--data.init_args.val_fraction", str(data["val_fraction"]),
+                  "--trainer.callbacks", json.dumps(EVALUATION), *args[1:]]
     else:  # model-free: real data only
         source = ["--config", "configs/sampling/none.yaml", *args]
     run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    cmd = [sys.executable, "-m", "logo", "fit", "--config", SCENARIOS[scenario],
+    policy = ["--config", "configs/bc/evaluate_in_env.yaml" if args[:1] == [BC] else SCENARIOS[scenario]]
+    cmd = [sys.executable, "-m", "logo", "fit", *policy,
            "--trainer.max_epochs", str(updates // UPDATES_PER_EPOCH), "--seed_everything", str(seed),
            "--data.init_args.seed", str(seed), "--trainer.default_root_dir", str(run_dir),
            "--trainer.logger.init_args.save_dir", str(run_dir), "--trainer.enable_progress_bar", "false", *source]
