@@ -103,17 +103,6 @@ def test_pipeline_over_a_list_of_seeds_reports_mean_and_std_and_resumes(tmp_path
     assert "seed: " in error and "seed_3" in error and "evaluation differ" in error
 
 
-@pytest.mark.parametrize("seed, expected", [("[]", "an empty list"), ("[1, 2, 1]", "[1] appear(s) more than once"),
-                                            ("-1", "[-1] in -1 is not a seed"), ("[0, -2]", "[-2] in [0, -2]")])
-def test_pipeline_names_the_seed_field_on_a_bad_seed(tmp_path, capsys, seed, expected):
-    out = tmp_path / "runs"
-    code = main(["pipeline", "--config", TINY, "--dataset", str(tmp_path / "absent.zarr"), "--out", str(out),
-                 "--seed", seed])
-    error = capsys.readouterr().err
-    assert code == 2 and error.startswith("error: seed: ") and expected in error
-    assert not out.exists() and not (tmp_path / "absent.zarr").exists()  # refused before anything ran
-
-
 def test_combine_seeds_by_hand():
     def rows(ret, score, wins):
         return [{"method": "MACQL", "return_mean": ret, "return_std": 9.0, "episodes": 4, "updates": 10,
