@@ -360,3 +360,32 @@ def test_horizon_not_positive(command, world_model_ckpt, discrete_dataset, tmp_p
 def test_real_ratio_outside_unit_interval(value, discrete_dataset, tmp_path, capsys):
     code, err = fit(discrete_dataset, tmp_path, "--data.init_args.real_ratio", value, capsys=capsys)
     assert_user_error(code, err, f"data.real_ratio: expected a value in [0.0, 1.0], got {value}")
+
+
+# ---- logo pipeline ----------------------------------------------------------------------------------
+
+PIPELINE = ["pipeline", "--config", ROOT / "tests/conf/pipeline_tiny.yaml"]
+
+
+@pytest.mark.parametrize("seed, names", [
+    ("[]", ["seed: an empty list", "a list of distinct seeds"]),
+    ("[1, 2, 1]", ["seed: [1] appear(s) more than once in [1, 2, 1]", "give distinct seeds"]),
+    ("-1", ["seed: [-1] in -1 is not a seed", "integers from 0 to 4294967295"]),
+    ("[0, -2]", ["seed: [-2] in [0, -2] is not a seed"])])
+def test_pipeline_bad_seed(seed, names, tmp_path, capsys):
+    out, dataset = tmp_path / "runs", tmp_path / "d.zarr"
+    code, err = run_logo([*PIPELINE, "--dataset", dataset, "--out", out, "--seed", seed], capsys)
+    assert_user_error(code, err, *names)
+    assert not out.exists() and not dataset.exists()  # refused before collecting or fitting anything
+
+
+def test_pipeline_finished_seed_of_other_settings(tmp_path, capsys):
+    out, dataset = tmp_path / "runs", tmp_path / "d.zarr"
+    finished = out / "seed_3/results.json"
+    finished.parent.mkdir(parents=True)
+    finished.write_text(json.dumps({"seed": 3, "dataset": "another.zarr", "rows": []}))
+    code, err = run_logo([*PIPELINE, "--dataset", dataset, "--out", out, "--seed", "[3, 4]"], capsys)
+    assert_user_error(code, err, f"seed: {finished} was written with other settings (dataset,",
+                      f"delete {finished.parent} to rerun it, or choose another out")
+    assert json.loads(finished.read_text())["dataset"] == "another.zarr" and not dataset.exists()
+    assert not (out / "seed_4").exists()

@@ -125,6 +125,15 @@ def test_the_tiny_pipeline_config_with_a_planner_parses(capsys):
     assert printed["planner"]["candidates"] == 4 and printed["planner"]["world_model"] is None
 
 
+def test_a_pipeline_seed_is_one_int_or_a_list_of_them(tmp_path, capsys):
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text("seed: [0, 1, 2]\n")
+    tiny = ["pipeline", "--config", str(ROOT / "tests/conf/pipeline_tiny.yaml")]
+    assert yaml.safe_load(printed_config(tiny, capsys))["seed"] == 0
+    assert yaml.safe_load(printed_config([*tiny, "--config", str(seeds)], capsys))["seed"] == [0, 1, 2]
+    assert yaml.safe_load(printed_config([*tiny, "--seed", "[4, 5]"], capsys))["seed"] == [4, 5]
+
+
 @pytest.mark.parametrize("stage", ["world_model", "policy"])
 @pytest.mark.parametrize("config", LOGGER_CONFIGS, ids=[str(c.relative_to(ROOT)) for c in LOGGER_CONFIGS])
 def test_every_logger_config_adds_its_logger_after_the_stage_csv_logger(config, stage, capsys):
