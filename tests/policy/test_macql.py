@@ -143,7 +143,7 @@ def test_cql_temperature_is_a_yaml_switch_and_must_be_positive(discrete_dataset,
     config = tmp_path / "macql.yaml"
     config.write_text(f"""
 trainer: {{max_steps: 3, accelerator: cpu, logger: false, enable_checkpointing: false, enable_progress_bar: false,
-          limit_val_batches: 0}}
+          limit_val_batches: 0, default_root_dir: {tmp_path}}}
 model:
   class_path: DiscreteMACQL
   init_args: {{hidden_sizes: [16], cql_mode: local, mixer: vdn, cql_temperature: 0.1}}
