@@ -144,12 +144,7 @@ class DiscreteMACQL(OfflinePolicy):
         hp = self.hparams
         with record_function("macql/q_values"):
             state_n = self.state_norm(batch["state"])
-            b = len(batch["obs"])
-            if hp.double_q:  # the online network on obs and on next obs (the double-Q chooser) in one pass
-                q_both = self.q_values(torch.cat([batch["obs"], batch["next_obs"]]))  # [2B, N, A]
-                q, chooser = q_both[:b], q_both[b:].detach()  # [B, N, A] each
-            else:
-                q = self.q_values(batch["obs"])  # [B, N, A]
+            q = self.q_values(batch["obs"])  # [B, N, A]
             actions = batch["actions"].long()  # [B, N]
             q_chosen = q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, N]
         avail = batch.get("avail_actions")
@@ -161,7 +156,7 @@ class DiscreteMACQL(OfflinePolicy):
                 q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), q_samples], dim=1), state_n)  # [B, 1 + K]
             q_data, q_tot_samples = q_tot[:, 0], q_tot[:, 1:]
         elif hp.cql_mode == "counterfactual":  # the data's joint action and its N * A single-agent deviations
-            n, a = q.shape[1:]
+            b, n, a = q.shape
             with record_function("macql/mixer"):
                 deviations = counterfactual_joint_actions(q, q_chosen).reshape(b, n * a, n)  # [B, N * A, N]
                 q_tot = self.mixer(torch.cat([q_chosen.unsqueeze(1), deviations], dim=1), state_n)  # [B, 1 + N * A]
@@ -172,7 +167,7 @@ class DiscreteMACQL(OfflinePolicy):
         with torch.no_grad(), record_function("macql/td_target"):
             next_avail = batch.get("next_avail_actions")
             next_q_target = self.q_values(batch["next_obs"], target=True)  # [B, N, A]
-            chooser = chooser if hp.double_q else next_q_target
+            chooser = self.q_values(batch["next_obs"]) if hp.double_q else next_q_target
             next_actions = greedy_legal(chooser, next_avail)  # [B, N]
             next_value = self.mixer_target(next_q_target.gather(-1, next_actions.unsqueeze(-1)).squeeze(-1),
                                            self.state_norm(batch["next_state"]))  # [B]
