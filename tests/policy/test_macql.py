@@ -169,6 +169,36 @@ def test_sampled_joint_actions_are_legal_and_uniform():
     torch.testing.assert_close(share, torch.tensor([1 / 3, 0.0, 1 / 3, 1 / 3]), atol=0.015, rtol=0)
 
 
+def test_sampled_joint_actions_by_hand_and_deterministic():
+    avail = torch.tensor([[[False, True, False, True, True], [True, True, True, True, True]],
+                          [[False, False, False, False, False], [False, False, True, False, False]]])
+    samples = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(3))
+    assert samples.shape == (2, 7, 2)
+    u = torch.rand((2, 2, 7), generator=torch.Generator().manual_seed(3))  # the same draws: [B, N, K]
+    legal = torch.tensor([1, 3, 4])  # row 0, agent 0: the floor(3u)-th of its legal actions
+    torch.testing.assert_close(samples[0, :, 0], legal[(3 * u[0, 0]).long()])
+    torch.testing.assert_close(samples[0, :, 1], (5 * u[0, 1]).long())  # every action legal: floor(5u)
+    assert (samples[1, :, 0] == 0).all()  # no legal action: action 0, as the greedy one
+    assert (samples[1, :, 1] == 2).all()
+    again = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(3))
+    other = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(4))
+    assert torch.equal(samples, again) and not torch.equal(samples, other)
+    unmasked = sample_legal_joint_actions(None, (1, 1, 5), 50_000, torch.Generator().manual_seed(0))
+    share = torch.bincount(unmasked.flatten(), minlength=5).float() / 50_000
+    torch.testing.assert_close(share, torch.full((5,), 0.2), atol=0.01, rtol=0)
+
+
+def test_sampled_joint_actions_are_uniform_over_many_masks():
+    g = torch.Generator().manual_seed(1)
+    avail = torch.rand((64, 3, 6), generator=g) < 0.5
+    avail[..., 5] |= ~avail.any(-1)  # at least one legal action per agent
+    samples = sample_legal_joint_actions(avail, (64, 3, 6), 6_000, g)  # [64, 6000, 3]
+    counts = torch.nn.functional.one_hot(samples, 6).sum(1).float()  # [64, 3, 6]
+    assert (counts[~avail] == 0).all()  # never an illegal action
+    expected = avail.float() / avail.sum(-1, keepdim=True) * 6_000  # uniform over each agent's legal ones
+    torch.testing.assert_close(counts, expected, atol=6_000 * 0.035, rtol=0)
+
+
 def test_module_target_masks_the_next_action(discrete_dataset):
     dm = _dm(discrete_dataset)
     dm.setup("fit")
