@@ -358,6 +358,28 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     assert all((name, step) in metrics for name in split for step in (3, 7))
 
 
+@pytest.mark.parametrize("mode", ["real_only", "push_down", "balanced", "skip"])
+def test_training_steps_that_do_not_log_never_wait_for_the_device(discrete_dataset, world_model_ckpt, mode):
+    from tests.helpers import HostSyncs
+
+    synthetic = None
+    if mode != "real_only":
+        synthetic = ModelRollouts(str(world_model_ckpt), rollout_every=20, rollout_batch=16, horizon=3)
+    dm = _dm(discrete_dataset, synthetic=synthetic)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_synthetic="push_down" if synthetic is None else mode)
+    syncs = HostSyncs()
+    trainer = Trainer(max_steps=8, accelerator="cpu", logger=False, log_every_n_steps=4, limit_val_batches=0,
+                      enable_checkpointing=False, callbacks=[RolloutRounds(), syncs], enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, dm)
+    ours = {step: [op for op in ops if " at logo/" in op] for step, ops in syncs.steps.items()}
+    # steps 3 and 7 log (they read values and split rows by a boolean mask); the others ask nothing of the device.
+    # Adam's step counters (torch.optim, CPU tensors even on a GPU) are not logo's and not a device sync.
+    assert {step for step, ops in ours.items() if ops} == {3, 7}, ours
+    if synthetic is not None:  # the batches did carry synthetic rows
+        assert trainer.callback_metrics["train/synthetic_share"] > 0
+
+
 def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_model_ckpt):
     dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(world_model_ckpt), rollout_batch=16, horizon=3))
     model = DiscreteMACQL(**linked_dims(dm), **SMALL)
@@ -410,6 +432,15 @@ def test_cql_term_on_synthetic_rows():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
     torch.testing.assert_close(values, penalty)
+
+
+@pytest.mark.parametrize("mode", ["push_down", "balanced", "skip", "full"])
+def test_cql_term_on_a_real_only_batch_is_the_real_rows_term(mode):
+    """No shortcut on ``synthetic.any()`` (a host sync per update): the synthetic modes still leave real rows alone."""
+    penalty, q_data = torch.tensor([1.0, -2.5, 3.25]), torch.tensor([0.7, -0.3, 1.9])
+    batch = {"weights": torch.tensor([1.0, 0.5, 2.0]), "synthetic": torch.zeros(3, dtype=torch.bool)}
+    values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, mode)
+    assert torch.equal(values, penalty) and torch.equal(weights, batch["weights"])
 
 
 @pytest.mark.parametrize(("mode", "level_force"), [("push_down", 2.0 / 5.0), ("balanced", 0.0), ("full", 0.0)])
