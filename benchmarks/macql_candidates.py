@@ -115,7 +115,7 @@ def pairs(model, dm, clip, device: torch.device) -> dict[str, tuple[Callable[[],
 
     return {
         "stacked_pass (agent network fwd+bwd)": (two_passes, stacked_pass),
-        "cql_sampler (B=256, K=32, masked)": (lambda: score_argmax_sampler(avail, shape, 32, generator),
+        "cql_sampler (B=256, K=32, N=3, A=5)": (lambda: score_argmax_sampler(avail, shape, 32, generator),
                                               lambda: logo_sampler(avail, shape, 32, generator)),
         "cql_sampler (whole update)": (update_with(score_argmax_sampler), update_with(logo_sampler)),
         "conservative_term (real-only batch)": (
@@ -129,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--repeats", type=int, default=3, help="alternations of the two sides")
     parser.add_argument("--min_run_time", type=float, default=2.0, help="seconds per blocked_autorange")
+    parser.add_argument("--dataset", default=None, help="a discrete dataset (default: the MPE medium one)")
     parser.add_argument("--only", nargs="*", default=None, help="name prefixes of the pairs to time")
     parser.add_argument("--out", default=None,
                         help="result file (default benchmarks/results/speed/candidates_<device>.json)")
     opts = parser.parse_args(argv)
     device = torch.device(opts.device)
-    model, dm, clip = build("macql_discrete", str(ROOT / MODELS["macql_discrete"][1]), device)
+    model, dm, clip = build("macql_discrete", opts.dataset or str(ROOT / MODELS["macql_discrete"][1]), device)
     rows = {}
     for name, (old, new) in pairs(model, dm, clip, device).items():
         if opts.only and not any(name.startswith(prefix) for prefix in opts.only):
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[side].append(timed(fn, device, opts.min_run_time))
         med = {side: statistics.median(t) for side, t in times.items()}
         rows[name] = {"seconds": times, "median": med, "new_over_old_speed": med["old"] / med["new"]}
-    result = {"device": opts.device, "revision": provenance.git_revision(), "repeats": opts.repeats,
+    result = {"device": opts.device, "dataset": opts.dataset or MODELS["macql_discrete"][1],
+              "revision": provenance.git_revision(), "repeats": opts.repeats,
               "min_run_time": opts.min_run_time, "threads": torch.get_num_threads(), "pairs": rows,
               "machine": provenance.machine()}
     out = Path(opts.out) if opts.out else ROOT / "benchmarks" / "results" / "speed" / f"candidates_{opts.device}.json"
