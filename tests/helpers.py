@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.utils._python_dispatch import TorchDispatchMode
 
 WALL_CLOCK = {"synthetic/rollout_transitions_per_s", "synthetic/sampler_share"}  # timings, not results
 
@@ -68,3 +70,42 @@ class RankProbe(Callback):
         }
         Path(self.out_dir).mkdir(parents=True, exist_ok=True)
         Path(self.out_dir, f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def _caller() -> str:
+    """``file:line`` of the innermost frame outside torch (and this file): who asked for the op."""
+    frame = sys._getframe(1)
+    while frame is not None and ("/torch/" in frame.f_code.co_filename or frame.f_code.co_filename == __file__):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    return f"{'/'.join(Path(frame.f_code.co_filename).parts[-3:])}:{frame.f_lineno}"
+
+
+class HostSyncs(Callback, TorchDispatchMode):
+    """Record, per training step, the ops that make the host wait for the device: a tensor read into Python
+    (``.item()``, ``bool(t)``, ``float(t)``: ``_local_scalar_dense``), ``nonzero`` and indexing with a boolean mask
+    (its output size depends on the data). From ``on_train_batch_start`` to ``on_train_batch_end``: forward, backward,
+    clipping and the optimizer step, not the batch's gather. ``steps`` maps the global step to the op names seen.
+    On a CPU these cost next to nothing; on a GPU each one waits for every queued kernel."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: dict[int, list[str]] = {}
+        self._step: int | None = None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__
+        masked = name.startswith(("index.", "index_put")) and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] if len(args) > 1 else ()) or ())
+        if name.startswith(("_local_scalar_dense", "nonzero", "masked_select")) or masked:
+            self.steps[self._step].append(f"{name.split('.')[0]}{' (bool mask)' if masked else ''} at {_caller()}")
+        return func(*args, **(kwargs or {}))
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx) -> None:
+        self._step = trainer.global_step
+        self.steps[self._step] = []
+        self.__enter__()
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx) -> None:
+        self.__exit__(None, None, None)

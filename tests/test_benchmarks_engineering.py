@@ -65,3 +65,21 @@ def test_the_pareto_figure_shows_its_rows_and_the_equal_accuracy_comparisons(tmp
     assert "| mpe | LOGO | 256 | 0.78M | 0.0076 | 0.208 | 36.4 | 32,208 | yes |" in out
     assert "| mpe | match | w=256 | w=100 | 1.01 | 0.97 | 1.50x | 1.20x | 1.40x |" in out
     assert "**not met**. 1 equal-accuracy pair(s)" in out
+
+
+def test_macql_candidates_benchmark_times_each_pair_old_and_new(discrete_dataset, tmp_path):
+    """The script itself (not a timing): every pair runs both sides on a small discrete dataset and is recorded."""
+    from benchmarks.macql_candidates import main
+
+    out = tmp_path / "candidates.json"
+    args = ["--dataset", str(discrete_dataset), "--repeats", "1", "--min_run_time", "0.01", "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert set(result["pairs"]) == {"stacked_pass (agent network fwd+bwd)", "cql_sampler (B=256, K=32, N=3, A=5)",
+                                    "cql_sampler (whole update)", "conservative_term (real-only batch)"}
+    for row in result["pairs"].values():
+        assert all(len(row["seconds"][side]) == 1 and row["median"][side] > 0 for side in ("old", "new"))
+    from logo.policy import macql
+    from logo.policy.macql_losses import sample_legal_joint_actions
+
+    assert macql.sample_legal_joint_actions is sample_legal_joint_actions  # the old side's patch is undone

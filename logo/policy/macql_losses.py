@@ -23,19 +23,29 @@ def sample_legal_joint_actions(avail: torch.Tensor | None, shape: tuple[int, ...
                                ) -> torch.Tensor:
     """``samples`` joint actions per transition, each agent's action uniform over its legal ones.
 
+    One uniform number per (transition, sample, agent) picks the ``floor(u * count)``-th of the agent's ``count``
+    legal actions, read from the agent's actions sorted legal-first; nothing of size [B, K, N, A] is drawn or
+    built (drawing a score per action and taking the best legal one cost about 1 ms of a CPU update at
+    B = 256, K = 32, N = 3, A = 5, 5x this; docs/results.md, "Remaining candidates, measured"). An agent
+    with no legal action gets action 0, as :func:`greedy_legal` gives it.
+
     Args:
         avail: [B, N, A] bool legal actions, or None (every action legal).
         shape: (B, N, A), the Q values' shape.
         samples: K, joint actions per transition.
     Returns:
-        [B, K, N] int64.
+        [B, K, N] int64 (a transposed view of a [B, N, K] tensor).
     """
     b, n, a = shape
     device = avail.device if avail is not None else device
-    scores = torch.rand((b, samples, n, a), generator=generator, device=device)
-    if avail is not None:
-        scores = scores + avail.unsqueeze(1).to(scores.dtype)  # legal entries score in [1, 2)
-    return scores.argmax(-1)
+    u = torch.rand((b, n, samples), generator=generator, device=device)  # [B, N, K]
+    if avail is None:
+        return (u * a).long().clamp_max(a - 1).transpose(1, 2)
+    count = avail.sum(-1, keepdim=True)  # [B, N, 1]
+    legal_first = torch.argsort((~avail).to(torch.uint8), dim=-1, stable=True)  # [B, N, A]: legal actions, ascending
+    # float rounding can give floor(u * count) == count for u just below 1: the clamp keeps it the last legal one
+    rank = (u * count).long().clamp_max(count - 1).clamp_min(0)  # [B, N, K]
+    return legal_first.gather(-1, rank).transpose(1, 2)
 
 
 def soft_max(values: torch.Tensor, temperature: float = 1.0, dim: int = -1) -> torch.Tensor:

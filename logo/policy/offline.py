@@ -77,9 +77,14 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         cancels it on synthetic rows. ``balanced`` is COMBO's form, push-down on model rows and push-up on
         real rows in equal (weighted) mass: real rows also subtract ``W_synthetic / W_real * q_data``, so a
         constant shift of Q no longer changes the term.
+
+        No step waits for the device here: there is no branch on the data (a ``bool(synthetic.any())`` shortcut for
+        real-only batches cost a host sync per update on a GPU) and no boolean-mask indexing. On a batch without
+        synthetic rows every mode gives the real rows' term, bit for bit: ``torch.where`` keeps ``penalty``, the
+        ``skip`` weights are the batch's times 1 and the ``balanced`` ratio is 0.
         """
         weights, synthetic = batch.get("weights"), batch.get("synthetic")
-        if synthetic is None or synthetic_mode == "full" or not bool(synthetic.any()):
+        if synthetic is None or synthetic_mode == "full":
             return penalty, weights
         if synthetic_mode == "skip":
             real = (~synthetic).to(penalty.dtype)
@@ -88,7 +93,8 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         if synthetic_mode == "push_down":
             return pushed_down, weights
         mass = torch.ones_like(penalty) if weights is None else weights
-        ratio = mass[synthetic].sum() / mass[~synthetic].sum().clamp_min(1e-8)  # W_synthetic / W_real
+        w_synthetic = torch.where(synthetic, mass, 0.0).sum()
+        ratio = w_synthetic / torch.where(synthetic, 0.0, mass).sum().clamp_min(1e-8)  # W_synthetic / W_real
         return torch.where(synthetic, pushed_down, pushed_down - ratio * q_data), weights
 
     def conservative_td_loss(self, parts: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:

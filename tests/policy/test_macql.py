@@ -169,6 +169,36 @@ def test_sampled_joint_actions_are_legal_and_uniform():
     torch.testing.assert_close(share, torch.tensor([1 / 3, 0.0, 1 / 3, 1 / 3]), atol=0.015, rtol=0)
 
 
+def test_sampled_joint_actions_by_hand_and_deterministic():
+    avail = torch.tensor([[[False, True, False, True, True], [True, True, True, True, True]],
+                          [[False, False, False, False, False], [False, False, True, False, False]]])
+    samples = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(3))
+    assert samples.shape == (2, 7, 2)
+    u = torch.rand((2, 2, 7), generator=torch.Generator().manual_seed(3))  # the same draws: [B, N, K]
+    legal = torch.tensor([1, 3, 4])  # row 0, agent 0: the floor(3u)-th of its legal actions
+    torch.testing.assert_close(samples[0, :, 0], legal[(3 * u[0, 0]).long()])
+    torch.testing.assert_close(samples[0, :, 1], (5 * u[0, 1]).long())  # every action legal: floor(5u)
+    assert (samples[1, :, 0] == 0).all()  # no legal action: action 0, as the greedy one
+    assert (samples[1, :, 1] == 2).all()
+    again = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(3))
+    other = sample_legal_joint_actions(avail, (2, 2, 5), 7, torch.Generator().manual_seed(4))
+    assert torch.equal(samples, again) and not torch.equal(samples, other)
+    unmasked = sample_legal_joint_actions(None, (1, 1, 5), 50_000, torch.Generator().manual_seed(0))
+    share = torch.bincount(unmasked.flatten(), minlength=5).float() / 50_000
+    torch.testing.assert_close(share, torch.full((5,), 0.2), atol=0.01, rtol=0)
+
+
+def test_sampled_joint_actions_are_uniform_over_many_masks():
+    g = torch.Generator().manual_seed(1)
+    avail = torch.rand((64, 3, 6), generator=g) < 0.5
+    avail[..., 5] |= ~avail.any(-1)  # at least one legal action per agent
+    samples = sample_legal_joint_actions(avail, (64, 3, 6), 6_000, g)  # [64, 6000, 3]
+    counts = torch.nn.functional.one_hot(samples, 6).sum(1).float()  # [64, 3, 6]
+    assert (counts[~avail] == 0).all()  # never an illegal action
+    expected = avail.float() / avail.sum(-1, keepdim=True) * 6_000  # uniform over each agent's legal ones
+    torch.testing.assert_close(counts, expected, atol=6_000 * 0.035, rtol=0)
+
+
 def test_module_target_masks_the_next_action(discrete_dataset):
     dm = _dm(discrete_dataset)
     dm.setup("fit")
@@ -328,6 +358,28 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     assert all((name, step) in metrics for name in split for step in (3, 7))
 
 
+@pytest.mark.parametrize("mode", ["real_only", "push_down", "balanced", "skip"])
+def test_training_steps_that_do_not_log_never_wait_for_the_device(discrete_dataset, world_model_ckpt, mode):
+    from tests.helpers import HostSyncs
+
+    synthetic = None
+    if mode != "real_only":
+        synthetic = ModelRollouts(str(world_model_ckpt), rollout_every=20, rollout_batch=16, horizon=3)
+    dm = _dm(discrete_dataset, synthetic=synthetic)
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_synthetic="push_down" if synthetic is None else mode)
+    syncs = HostSyncs()
+    trainer = Trainer(max_steps=8, accelerator="cpu", logger=False, log_every_n_steps=4, limit_val_batches=0,
+                      enable_checkpointing=False, callbacks=[RolloutRounds(), syncs], enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, dm)
+    ours = {step: [op for op in ops if " at logo/" in op] for step, ops in syncs.steps.items()}
+    # steps 3 and 7 log (they read values and split rows by a boolean mask); the others ask nothing of the device.
+    # Adam's step counters (torch.optim, CPU tensors even on a GPU) are not logo's and not a device sync.
+    assert {step for step, ops in ours.items() if ops} == {3, 7}, ours
+    if synthetic is not None:  # the batches did carry synthetic rows
+        assert trainer.callback_metrics["train/synthetic_share"] > 0
+
+
 def test_policy_loss_gives_the_world_model_no_gradient(discrete_dataset, world_model_ckpt):
     dm = _dm(discrete_dataset, synthetic=ModelRollouts(str(world_model_ckpt), rollout_batch=16, horizon=3))
     model = DiscreteMACQL(**linked_dims(dm), **SMALL)
@@ -380,6 +432,15 @@ def test_cql_term_on_synthetic_rows():
     torch.testing.assert_close(weights, torch.tensor([1.0, 1.0, 0.0, 0.0]))
     values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, "full")
     torch.testing.assert_close(values, penalty)
+
+
+@pytest.mark.parametrize("mode", ["push_down", "balanced", "skip", "full"])
+def test_cql_term_on_a_real_only_batch_is_the_real_rows_term(mode):
+    """No shortcut on ``synthetic.any()`` (a host sync per update): the synthetic modes still leave real rows alone."""
+    penalty, q_data = torch.tensor([1.0, -2.5, 3.25]), torch.tensor([0.7, -0.3, 1.9])
+    batch = {"weights": torch.tensor([1.0, 0.5, 2.0]), "synthetic": torch.zeros(3, dtype=torch.bool)}
+    values, weights = DiscreteMACQL.conservative_term(penalty, q_data, batch, mode)
+    assert torch.equal(values, penalty) and torch.equal(weights, batch["weights"])
 
 
 @pytest.mark.parametrize(("mode", "level_force"), [("push_down", 2.0 / 5.0), ("balanced", 0.0), ("full", 0.0)])
