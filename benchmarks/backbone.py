@@ -105,8 +105,10 @@ def world_model(scenario: str) -> Path:
                "--trainer.enable_progress_bar", "false"]
         run_dir.mkdir(parents=True)
         with (run_dir / "fit.log").open("w") as fh:
-            if subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode:
-                raise RuntimeError(f"world model of {scenario} failed; see {run_dir / 'fit.log'}")
+            failed = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode
+        # Lightning answers SIGTERM by stopping the fit and exiting 0: such a fit is not finished either
+        if failed or "Received SIGTERM" in (run_dir / "fit.log").read_text():
+            raise RuntimeError(f"world model of {scenario} failed or was stopped; see {run_dir / 'fit.log'}")
         (run_dir / "done").touch()
         return sorted(run_dir.rglob("best.ckpt"))[0]
 
@@ -138,8 +140,9 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         done = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise RuntimeError(f"{variant} {scenario} seed {seed} failed (rc {done.returncode}); see {log}")
+    if done.returncode or "Received SIGTERM" in log.read_text():  # a stopped fit exits 0 (see world_model)
+        raise RuntimeError(f"{variant} {scenario} seed {seed} failed or was stopped (rc {done.returncode}); "
+                           f"see {log}")
     metrics = next(run_dir.rglob("metrics.csv"))
     revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True).stdout.strip()
