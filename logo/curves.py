@@ -6,7 +6,8 @@
 
 A curve is the ``curve.json`` that :class:`~logo.callbacks.EnvEvaluation` writes in a run's log folder
 (see :class:`~logo.callbacks.learning_curve.LearningCurve`), or the ``curve`` of a ``benchmarks/matrix.py``
-result. Curves with the same label (the file's, or ``LABEL=`` in front of a path) are one group, drawn
+or ``benchmarks/backbone.py`` result (labelled by variant and scenario; its keys mapped to the callback's names).
+Curves with the same label (the file's, or ``LABEL=`` in front of a path) are one group, drawn
 as the mean over its runs (seeds) with a band of one standard deviation. Plotting needs matplotlib
 (``pip install 'logo[plot]'``); the table does not.
 """
@@ -24,8 +25,12 @@ from typing import Any
 
 from logo.errors import LogoError
 
-WHAT = ("a curve.json written by the EnvEvaluation callback during `logo fit`, a benchmarks/matrix.py result "
-        "with a 'curve', or a folder holding either")
+WHAT = ("a curve.json written by the EnvEvaluation callback during `logo fit`, a benchmarks/matrix.py or "
+        "benchmarks/backbone.py result with a 'curve', or a folder holding any of them")
+# a benchmarks/backbone.py result's point keys -> the names the callback's curve.json uses for the same quantities
+BACKBONE_KEYS = {"normalized_score": "normalized_score", "return": "return_mean", "win_rate": "win_rate",
+                 "q_data": "train/q_data_real", "rtg_real": "train/rtg_real", "td_bias": "train/td_bias",
+                 "val_td": "val/loss"}
 STYLES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dot"}  # line style per metric of a panel
 
 
@@ -54,6 +59,12 @@ def curve_from_dict(data: Any, source: str, label: str | None = None) -> Curve |
             name = f"{name} {ablation['name']}={ablation['value']}"
         return curve_from_dict({**data["curve"], "label": name, "seed": data.get("seed", data["curve"].get("seed"))},
                                source, label)
+    if isinstance(data.get("curve"), list) and "variant" in data:  # a benchmarks/backbone.py result: one per run
+        points = [{"updates": p["updates"], **{BACKBONE_KEYS[k]: v for k, v in p.items() if k in BACKBONE_KEYS}}
+                  for p in data["curve"] if isinstance(p, dict) and "updates" in p]
+        name = f"{data['variant']} {data['scenario']}" if "scenario" in data else data["variant"]
+        return Curve(label or name, data.get("seed"), points, source,
+                     {k: v for k, v in data.items() if k != "curve"})
     points = data.get("points")
     if not isinstance(points, list) or not all(isinstance(p, dict) and "updates" in p for p in points):
         return None

@@ -77,3 +77,22 @@ def test_paths_without_a_curve_are_named(runs, tmp_path, capsys):
     assert "holds no learning curve" in capsys.readouterr().err
     assert main(["curves", str(runs / "matrix"), "--metric", "win_rate"]) == 2
     assert "no curve has win_rate; the curves have: normalized_score" in capsys.readouterr().err
+
+
+def test_backbone_results_are_curves_labelled_by_variant_and_scenario(tmp_path):
+    """benchmarks/backbone.py writes one JSON per run with a list of points in its own key names."""
+    for seed, scores in ((0, [80.0, 90.0]), (1, [70.0, 100.0])):
+        result = {"variant": "lvt01_small", "scenario": "smax_3m", "seed": seed, "updates": 5000, "revision": "abc",
+                  "curve": [{"updates": 2500 * (i + 1), "normalized_score": s, "return": s / 50, "win_rate": None,
+                             "q_data": 1.0 + i, "rtg_real": 0.5, "td_bias": 0.01, "val_td": 0.1}
+                            for i, s in enumerate(scores)]}
+        (tmp_path / f"lvt01_small__smax_3m__s{seed}__5k.json").write_text(json.dumps(result))
+    groups = group_curves(read_curves(str(tmp_path / "lvt01_small__*.json")))
+    assert list(groups) == ["lvt01_small smax_3m"] and [c.seed for c in groups["lvt01_small smax_3m"]] == [0, 1]
+    assert mean_std(groups["lvt01_small smax_3m"], "normalized_score") == [(2500, 75.0, 5.0, 2),
+                                                                           (5000, 95.0, 5.0, 2)]
+    point = groups["lvt01_small smax_3m"][0].points[1]
+    assert point == {"updates": 5000, "normalized_score": 90.0, "return_mean": 1.8, "win_rate": None,
+                     "train/q_data_real": 2.0, "train/rtg_real": 0.5, "train/td_bias": 0.01, "val/loss": 0.1}
+    assert default_panels(groups["lvt01_small smax_3m"]) == [["normalized_score"],
+                                                             ["train/q_data_real", "train/rtg_real"]]
