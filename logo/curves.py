@@ -30,7 +30,7 @@ WHAT = ("a curve.json written by the EnvEvaluation callback during `logo fit`, a
 # a benchmarks/backbone.py result's point keys -> the names the callback's curve.json uses for the same quantities
 BACKBONE_KEYS = {"normalized_score": "normalized_score", "return": "return_mean", "win_rate": "win_rate",
                  "q_data": "train/q_data_real", "rtg_real": "train/rtg_real", "td_bias": "train/td_bias",
-                 "val_td": "val/loss"}
+                 "val_td": "val/loss", "q_policy": "q_policy", "rtg_policy": "rtg_policy"}
 STYLES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dot"}  # line style per metric of a panel
 
 

@@ -24,7 +24,10 @@ class EnvEvaluation(Callback):
 
     Logged as ``{prefix}/return_mean``, ``return_std``, ``return_min``, ``return_max``, ``length_mean``,
     ``win_rate`` (where the env has one) and ``normalized_score`` (where reference returns are known:
-    the arguments here, else the dataset's). During ``fit`` it runs either after every ``every_n_epochs``-th
+    the arguments here, else the dataset's). A module with a critic (``q_tot``, e.g. MACQL) also gets
+    ``q_policy``, its mean ``Q_tot`` of the actions it took, and ``rtg_policy``, the mean discounted return that
+    followed them (``reward_scale`` times the reward, its ``gamma``; see :func:`~logo.envs.evaluate.evaluate_policy`).
+    During ``fit`` it runs either after every ``every_n_epochs``-th
     validation epoch (the default, every epoch; ModelCheckpoint can monitor ``eval/return_mean``) or after
     every ``every_n_steps``-th optimizer update, whatever the epoch length (the loggers get the numbers at
     the step of that update, and ``trainer.callback_metrics`` holds them for monitors). It also runs at the
@@ -125,14 +128,34 @@ class EnvEvaluation(Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
+            probe: dict[str, Any] = {}
             if self.planner is None:
                 policy = ModulePolicy(pl_module, self._env.spec)
+                probe = self._value_probe(pl_module)
             else:
                 policy = MPCPlanner(pl_module, self._planner_model, self._env.spec, self.planner, seed=self.seed)
-            self.last_result = evaluate_policy(self._env, policy, self.episodes, self.seed, self.reference)
+            self.last_result = evaluate_policy(self._env, policy, self.episodes, self.seed, self.reference, **probe)
         finally:
             pl_module.train(was_training)
         return self.last_result
+
+    @staticmethod
+    def _value_probe(pl_module: LightningModule) -> dict[str, Any]:
+        """A critic's ``Q_tot`` of the actions the greedy policy takes (``q_policy`` next to ``rtg_policy``, the
+        discounted return that followed, in the same units); nothing for a module without a critic."""
+        hparams = getattr(pl_module, "hparams", {})
+        if not callable(getattr(pl_module, "q_tot", None)) or "gamma" not in hparams:
+            return {}
+
+        def value(ts, actions):
+            device = pl_module.device
+            with torch.no_grad():
+                q = pl_module.q_tot(torch.as_tensor(ts.obs, device=device), torch.as_tensor(ts.state, device=device),
+                                    torch.as_tensor(actions, device=device))
+            return q.float().cpu().numpy()
+
+        return {"value": value, "gamma": float(hparams["gamma"]),
+                "reward_scale": float(hparams.get("reward_scale", 1.0))}
 
     def _metrics(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, float]:
         """Rank 0's evaluation, the same numbers on every rank."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from logo.envs import make_env
-from logo.envs.base import EnvSpec, MultiAgentEnv, Policy
+from logo.envs.base import EnvSpec, MultiAgentEnv, Policy, TimeStep
 from logo.envs.episodes import run_episodes
 from logo.errors import LogoError
 
@@ -52,22 +52,72 @@ class EvaluationResult:
         return {**out, **self.extra}
 
 
+class _ValueRecorder:
+    """A policy that also records ``value(ts, actions)`` [B] of the actions it takes, step by step."""
+
+    def __init__(self, policy: Policy, value: Callable[[TimeStep, np.ndarray], np.ndarray]):
+        self.policy, self.value, self.steps = policy, value, []
+
+    def seed(self, seed: int) -> None:
+        self.policy.seed(seed)
+
+    def act(self, ts: TimeStep) -> np.ndarray:
+        actions = self.policy.act(ts)
+        self.steps.append(np.asarray(self.value(ts, actions), np.float64).reshape(-1))
+        return actions
+
+    def take(self) -> np.ndarray:
+        """[T, B] values of the steps since the last take."""
+        out, self.steps = np.stack(self.steps), []
+        return out
+
+
+def discounted_rtg(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = sum_{j >= t} gamma^(j - t) r_j`` within one episode (nothing bootstrapped after its last step)."""
+    out = np.zeros(len(rewards), np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out
+
+
 def evaluate_policy(env: MultiAgentEnv, policy: Policy, episodes: int = 10, seed: int = 0,
-                    reference: dict[str, float] | None = None) -> EvaluationResult:
+                    reference: dict[str, float] | None = None,
+                    value: Callable[[TimeStep, np.ndarray], np.ndarray] | None = None, gamma: float = 0.99,
+                    reward_scale: float = 1.0) -> EvaluationResult:
     """Run ``episodes`` episodes on seeds ``seed..seed+episodes-1`` (``env.num_envs`` at a time).
 
     The policy is reseeded with ``seed`` first, so the same seeds give the same numbers. A policy that reports
     its own numbers (``stats() -> dict``, e.g. a planner's cost) has them in the result's ``extra``.
+
+    With ``value`` (e.g. a critic's ``Q_tot`` of the actions taken, ``value(ts, actions) -> [B]``) the result's
+    ``extra`` also holds ``q_policy``, the mean value over every step the policy played, and ``rtg_policy``, the
+    mean over the same steps of the discounted return-to-go that actually followed (``reward_scale`` times the
+    reward, ``gamma``; within the episode, so at a time limit it is cut where a bootstrapped value is not): what
+    the critic's value of its own greedy policy should be, against what it is.
     """
     seeds = evaluation_seeds(seed, episodes)
+    recorder = None if value is None else _ValueRecorder(policy, value)
     policy.seed(seed)
     returns, lengths, wins = [], [], []
-    for episode in run_episodes(env, policy, seeds, record=False):
+    q_sum = rtg_sum = 0.0
+    steps = 0
+    chunk: np.ndarray | None = None
+    for k, episode in enumerate(run_episodes(env, recorder or policy, seeds, record=False)):
         returns.append(episode.ret)
         lengths.append(episode.length)
         wins.append(episode.won)
+        if recorder is not None:
+            if k % env.num_envs == 0:  # the first episode of a batch: all of that batch's steps are recorded
+                chunk = recorder.take()
+            q_sum += float(chunk[:episode.length, k % env.num_envs].sum())
+            rtg_sum += float(discounted_rtg(reward_scale * episode.rewards.astype(np.float64), gamma).sum())
+            steps += episode.length
     has_win = all(w is not None for w in wins)
     extra = policy.stats() if callable(getattr(policy, "stats", None)) else {}
+    if recorder is not None:
+        extra = {**extra, "q_policy": q_sum / steps, "rtg_policy": rtg_sum / steps}
     return EvaluationResult(seeds=seeds, returns=np.asarray(returns), lengths=np.asarray(lengths),
                             wins=np.asarray(wins, bool) if has_win else None, reference=reference, extra=extra)
 

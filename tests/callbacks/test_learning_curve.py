@@ -81,6 +81,8 @@ def test_a_policy_fit_writes_its_curve_every_k_updates(tmp_path, mpe_dataset):
         assert point["train_logs"] == 2  # the logged steps 5 and 10 of each window of 10 updates
         assert "win_rate" not in point  # MPE has no win condition
         assert math.isfinite(point["train/q_data"])
+        # the critic's value of its own greedy actions next to the discounted return that followed (MPE: < 0)
+        assert math.isfinite(point["q_policy"]) and point["rtg_policy"] < 0
 
     logged = logged_metrics(tmp_path / "run" / "metrics.csv")
     # the loggers get each evaluation once, at the step of its last update (as Lightning writes training metrics)
