@@ -9,11 +9,14 @@ Runs whose result exists are skipped, so the sweep is resumable; a run interrupt
 
     python benchmarks/backbone.py run --variants joint local_vdn --seeds 0 1 2 --updates 10000 --jobs 2
     python benchmarks/backbone.py table --variants joint local_vdn --updates 10000
+    python benchmarks/backbone.py resummarise --variants joint --seeds 0 --updates 10000  # curves again, from runs/
 
 Variants live in ``benchmarks/backbone.yaml`` (name -> list of ``logo fit`` arguments). A variant whose list
 starts with ``--with-world-model`` is LOGO+MACQL instead: the policy config's own synthetic source, reading a LOGO
 world model fitted once per scenario (``configs/<scenario>/world_model.yaml``, seed 0) into
-``runs/backbone/world_model__<scenario>`` on first use. ``--bc`` as the first item runs behaviour cloning
+``runs/backbone/world_model__<scenario>`` on first use. ``--with-world-model=NAME`` reads a world model fitted with
+the extra ``logo fit`` arguments that ``_world_models: {NAME: [...]}`` in the same file gives (into
+``runs/backbone/world_model__<scenario>__NAME``). ``--bc`` as the first item runs behaviour cloning
 (``configs/bc/evaluate_in_env.yaml``) on the scenario's dataset with the same batch size, updates and evaluations.
 """
 
@@ -49,10 +52,15 @@ EVALUATION = [{"class_path": "EnvEvaluation", "init_args": {"episodes": 32, "num
                                                              "every_n_steps": 2500}}]  # the policy configs' own
 UPDATES_PER_EPOCH = 500  # steps_per_epoch of the shipped policy configs
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-_world_model_locks = {scenario: threading.Lock() for scenario in WORLD_MODELS}
+_world_model_locks: dict[str, threading.Lock] = {}
+_locks_lock = threading.Lock()
 
 
 def load_variants() -> dict[str, list[str]]:
+    return {k: v for k, v in load_file().items() if not k.startswith("_")}
+
+
+def load_file() -> dict:
     return yaml.safe_load((ROOT / "benchmarks" / "backbone.yaml").read_text())
 
 
@@ -87,14 +95,27 @@ def summarise(metrics_csv: Path) -> list[dict[str, float]]:
             "rtg_real": mean(rtg) if rtg else None,
             "td_bias": mean(bias) if bias else None,
             "val_td": point.get("val/loss"),
+            # the critic's Q_tot of its own greedy actions in the evaluation episodes, and the return that followed
+            "q_policy": point.get("eval/q_policy"),
+            "rtg_policy": point.get("eval/rtg_policy"),
         })
     return curve
 
 
-def world_model(scenario: str) -> Path:
-    """The scenario's LOGO world-model checkpoint for ``--with-world-model`` variants, fitted on first use."""
-    run_dir = ROOT / "runs" / "backbone" / f"world_model__{scenario}"
-    with _world_model_locks[scenario]:
+def world_model(scenario: str, name: str | None = None) -> Path:
+    """The scenario's LOGO world-model checkpoint for ``--with-world-model[=NAME]`` variants, fitted on first use
+    (with the arguments of ``_world_models: {NAME: [...]}`` in backbone.yaml when NAME is given)."""
+    extra: list[str] = []
+    if name is not None:
+        defined = load_file().get("_world_models") or {}
+        if name not in defined:
+            raise ValueError(f"--with-world-model={name}: benchmarks/backbone.yaml's _world_models has no {name!r} "
+                             f"(it has {sorted(defined)})")
+        extra = [str(a) for a in defined[name]]
+    run_dir = ROOT / "runs" / "backbone" / (f"world_model__{scenario}" + (f"__{name}" if name else ""))
+    with _locks_lock:
+        lock = _world_model_locks.setdefault(run_dir.name, threading.Lock())
+    with lock:
         found = sorted(run_dir.rglob("best.ckpt")) if (run_dir / "done").exists() else []
         if found:
             return found[0]
@@ -102,7 +123,7 @@ def world_model(scenario: str) -> Path:
             shutil.rmtree(run_dir)
         cmd = [sys.executable, "-m", "logo", "fit", "--config", WORLD_MODELS[scenario], "--seed_everything", "0",
                "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
-               "--trainer.enable_progress_bar", "false"]
+               "--trainer.enable_progress_bar", "false", *extra]
         run_dir.mkdir(parents=True)
         with (run_dir / "fit.log").open("w") as fh:
             failed = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode
@@ -117,8 +138,9 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
     out = result_path(variant, scenario, seed, updates)
     if out.exists():
         return out
-    if args[:1] == [WITH_WORLD_MODEL]:  # LOGO+MACQL: the policy config's synthetic source on this world model
-        source = ["--data.init_args.synthetic.init_args.world_model", str(world_model(scenario)), *args[1:]]
+    if args and args[0].split("=")[0] == WITH_WORLD_MODEL:  # LOGO+MACQL: the config's synthetic source on it
+        name = args[0].split("=", 1)[1] if "=" in args[0] else None
+        source = ["--data.init_args.synthetic.init_args.world_model", str(world_model(scenario, name)), *args[1:]]
     elif args[:1] == [BC]:  # behaviour cloning on the scenario's dataset and batch size, same evaluations
         data = yaml.safe_load((ROOT / SCENARIOS[scenario]).read_text())["data"]["init_args"]
         source = ["--data.init_args.path", data["path"],
@@ -176,7 +198,7 @@ def table(variants: list[str], updates: int, seeds: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["run", "table"])
+    parser.add_argument("action", choices=["run", "table", "resummarise"])
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -189,6 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants {unknown}; benchmarks/backbone.yaml has {sorted(variants)}")
     if args.action == "table":
         print(table(args.variants, args.updates, args.seeds))
+        return 0
+    if args.action == "resummarise":  # results written by an older summarise(): their curves again, from the run
+        for v, sc, s in ((v, sc, s) for s in args.seeds for v in args.variants for sc in args.scenarios):
+            out = result_path(v, sc, s, args.updates)
+            run_dir = ROOT / "runs" / "backbone" / out.stem
+            if out.exists() and run_dir.exists():
+                result = json.loads(out.read_text())
+                result["curve"] = summarise(next(run_dir.rglob("metrics.csv")))
+                out.write_text(json.dumps(result, indent=1))
+                print(out.name, flush=True)
         return 0
     units = [(v, variants[v], sc, s) for s in args.seeds for v in args.variants for sc in args.scenarios]
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -68,6 +68,8 @@ class DiscreteMACQL(OfflinePolicy):
         cql_synthetic: the CQL term on synthetic rows, whose "data" action is the policy's own rollout action:
             ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
             real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
+        cql_synthetic_weight: weight of the synthetic rows in that term's mean, relative to real rows (0 is
+            ``skip``; with ``push_down``, how hard model rows are pushed down, and so how far the Q level moves).
         reward_scale: rewards are multiplied by this in the TD target.
         double_q: pick the next action with the online network (True) or the target network.
         rollout_epsilon: per-agent probability of a uniformly random legal action in world-model rollouts.
@@ -87,12 +89,15 @@ class DiscreteMACQL(OfflinePolicy):
                  cql_alpha: float = 1.0, cql_mode: Literal["joint", "local", "counterfactual"] = "joint",
                  cql_samples: int = 32, cql_temperature: float = 1.0,
                  cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
-                 reward_scale: float = 1.0,
+                 cql_synthetic_weight: float = 1.0, reward_scale: float = 1.0,
                  double_q: bool = True, rollout_epsilon: float = 0.1, layer_norm: bool = False,
                  weight_decay: float = 0.0, compile_losses: bool = False):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("discrete")
+        if cql_synthetic_weight < 0:
+            raise LogoError(f"cql_synthetic_weight must be >= 0 (the synthetic rows' weight in the CQL term); got "
+                            f"{cql_synthetic_weight}")
         if cql_temperature <= 0:
             raise LogoError(f"cql_temperature must be > 0 (the log-sum-exp's temperature); got {cql_temperature}")
         self.q_net = AgentSharedMLP(n_agents, obs_dim, action_size, list(hidden_sizes), layer_norm=layer_norm)

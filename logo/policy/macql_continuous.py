@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from logo.errors import LogoError
 from logo.loggers import logs_this_step
 from logo.nn import AgentSharedMLP, TwinCritic, tanh_gaussian_sample
 from logo.policy.losses import soft_update, td_target, weighted_mean
@@ -55,6 +56,8 @@ class ContinuousMACQL(OfflinePolicy):
         cql_synthetic: the CQL penalty on synthetic rows, whose "data" action is the policy's own rollout action:
             ``push_down`` (only the push-down part there), ``balanced`` (COMBO: push-down on synthetic rows, push-up on
             real rows in equal mass, so the Q level is not pushed down), ``skip`` or ``full`` (as on real rows).
+        cql_synthetic_weight: weight of the synthetic rows in that penalty's mean, relative to real rows (0 is
+            ``skip``; with ``push_down``, how hard model rows are pushed down, and so how far the Q level moves).
         reward_scale: factor on the dataset's rewards in the TD target.
         target_entropy: target entropy per agent; the joint target is ``n_agents`` times it (None: -action_size).
         init_entropy_alpha: initial entropy temperature alpha.
@@ -71,11 +74,15 @@ class ContinuousMACQL(OfflinePolicy):
                  hidden_sizes: Sequence[int] = (256, 256), actor_lr: float = 1e-4, critic_lr: float = 3e-4,
                  gamma: float = 0.99, tau: float = 0.005, cql_alpha: float = 5.0, cql_samples: int = 10,
                  cql_synthetic: Literal["push_down", "balanced", "skip", "full"] = "push_down",
-                 reward_scale: float = 1.0, target_entropy: float | None = None, init_entropy_alpha: float = 0.1,
+                 cql_synthetic_weight: float = 1.0, reward_scale: float = 1.0, target_entropy: float | None = None,
+                 init_entropy_alpha: float = 0.1,
                  learn_entropy_alpha: bool = True):
         super().__init__(n_agents, obs_dim, state_dim, action_kind, action_size)
         self.save_hyperparameters()
         self.require("continuous")
+        if cql_synthetic_weight < 0:
+            raise LogoError(f"cql_synthetic_weight must be >= 0 (the synthetic rows' weight in the CQL penalty); got "
+                            f"{cql_synthetic_weight}")
         hidden = list(hidden_sizes)
         self.actor = AgentSharedMLP(n_agents, obs_dim, 2 * action_size, hidden)  # -> mean, log_std
         self.critic = TwinCritic(state_dim, n_agents * action_size, hidden)

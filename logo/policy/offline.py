@@ -62,8 +62,8 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
 
     @staticmethod
     def conservative_term(penalty: torch.Tensor, q_data: torch.Tensor, batch: dict[str, Any],
-                          synthetic_mode: Literal["push_down", "balanced", "skip", "full"]
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                          synthetic_mode: Literal["push_down", "balanced", "skip", "full"],
+                          synthetic_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-row CQL values [B] and their weights, with synthetic rows treated by ``synthetic_mode``.
 
         ``penalty`` is CQL's ``push-down - Q(s, a_data)`` per row and ``q_data`` the (attached) Q of the
@@ -78,12 +78,20 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
         real rows in equal (weighted) mass: real rows also subtract ``W_synthetic / W_real * q_data``, so a
         constant shift of Q no longer changes the term.
 
+        ``synthetic_weight`` scales the synthetic rows' weight in the term's weighted mean (the term is a mean over
+        the rows that carry it, so 0 is ``skip`` and 1 the mode as described; ``balanced`` matches the push-up to
+        the scaled mass): with ``push_down``, the strength of COMBO's push-down on model rows, and with it the
+        level shift above, separately from ``cql_alpha`` on real rows.
+
         No step waits for the device here: there is no branch on the data (a ``bool(synthetic.any())`` shortcut for
         real-only batches cost a host sync per update on a GPU) and no boolean-mask indexing. On a batch without
         synthetic rows every mode gives the real rows' term, bit for bit: ``torch.where`` keeps ``penalty``, the
         ``skip`` weights are the batch's times 1 and the ``balanced`` ratio is 0.
         """
         weights, synthetic = batch.get("weights"), batch.get("synthetic")
+        if synthetic is not None and synthetic_weight != 1.0 and synthetic_mode != "skip":
+            scale = torch.where(synthetic, synthetic_weight, 1.0).to(penalty.dtype)
+            weights = scale if weights is None else weights * scale
         if synthetic is None or synthetic_mode == "full":
             return penalty, weights
         if synthetic_mode == "skip":
@@ -109,7 +117,8 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
             mass = parts["td"].detach() * (batch["weights"] if batch.get("weights") is not None else 1.0)
             self.log("train/td_synthetic_share", mass[synthetic].sum() / mass.sum().clamp_min(1e-12))
         values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
-                                                 self.hparams.cql_synthetic)
+                                                 self.hparams.cql_synthetic,
+                                                 self.hparams.get("cql_synthetic_weight", 1.0))
         cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", parts["q_data"], batch)
         if "td_bias" in parts:  # signed q_data - TD target: > 0 on real rows is the data action held above its target

@@ -455,6 +455,27 @@ def test_cql_term_level_force_on_synthetic_rows(mode, level_force):
     assert shift.grad.item() == pytest.approx(level_force, abs=1e-6)
 
 
+@pytest.mark.parametrize(("mode", "level_force"), [("push_down", 0.2 / 3.2), ("balanced", 0.0), ("skip", 0.0)])
+def test_cql_synthetic_weight_scales_the_model_rows_in_the_term(mode, level_force):
+    """cql_synthetic_weight w: synthetic rows count w each in the term's mean; push_down's level force shrinks with
+    it (weights 1, 2 real and 0.5, 1.5 synthetic: at w = 0.1 the synthetic mass is 0.2 of 3.2), 0 is skip."""
+    shift = torch.zeros((), requires_grad=True)
+    lse, q = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.5, -0.5, 1.0, 0.0])
+    batch = {"weights": torch.tensor([1.0, 2.0, 0.5, 1.5]), "synthetic": torch.tensor([False, False, True, True])}
+    values, weights = DiscreteMACQL.conservative_term((lse + shift) - (q + shift), q + shift, batch, mode, 0.1)
+    weighted_mean(values, weights).backward()
+    assert shift.grad.item() == pytest.approx(level_force, abs=1e-6)
+    if mode == "push_down":
+        torch.testing.assert_close(weights, torch.tensor([1.0, 2.0, 0.05, 0.15]))
+        # by hand: (1 * 0.5 + 2 * 2.5 + 0.05 * 3 + 0.15 * 4) / 3.2
+        assert weighted_mean(values, weights).item() == pytest.approx((0.5 + 5.0 + 0.15 + 0.6) / 3.2)
+    zero, _ = DiscreteMACQL.conservative_term(lse - q, q, batch, mode, 0.0)
+    skip_values, skip_weights = DiscreteMACQL.conservative_term(lse - q, q, batch, "skip")
+    assert weighted_mean(zero, _).item() == pytest.approx(weighted_mean(skip_values, skip_weights).item())
+    with pytest.raises(LogoError, match="cql_synthetic_weight"):
+        DiscreteMACQL(3, 4, 5, "discrete", 2, cql_synthetic_weight=-1.0)
+
+
 @pytest.mark.parametrize("world_model", ["DirectWorldModel", "EnsembleWorldModel"])
 def test_baseline_world_models_feed_rollouts_with_their_own_uncertainty(discrete_dataset, world_model, tmp_path):
     from logo import world_model as models
