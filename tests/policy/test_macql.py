@@ -146,13 +146,13 @@ trainer: {{max_steps: 3, accelerator: cpu, logger: false, enable_checkpointing: 
           limit_val_batches: 0, default_root_dir: {tmp_path}}}
 model:
   class_path: DiscreteMACQL
-  init_args: {{hidden_sizes: [16], cql_mode: local, mixer: vdn, cql_temperature: 0.1}}
+  init_args: {{hidden_sizes: [16], cql_mode: local, mixer: vdn, cql_temperature: 0.1, cql_synthetic_weight: 0.1}}
 data:
   class_path: OfflineMARLDataModule
   init_args: {{path: {discrete_dataset}, batch_size: 8}}
 """)
     cli = LogoCLI(args=["--config", str(config)], run=False)
-    assert cli.model.hparams.cql_temperature == 0.1
+    assert cli.model.hparams.cql_temperature == 0.1 and cli.model.hparams.cql_synthetic_weight == 0.1
     cli.trainer.fit(cli.model, cli.datamodule)
     assert cli.trainer.global_step == 3 and all(torch.isfinite(p).all() for p in cli.model.parameters())
     dm = _dm(discrete_dataset)
@@ -358,7 +358,7 @@ def test_training_logs_only_the_steps_the_loggers_receive(discrete_dataset, worl
     assert all((name, step) in metrics for name in split for step in (3, 7))
 
 
-@pytest.mark.parametrize("mode", ["real_only", "push_down", "balanced", "skip"])
+@pytest.mark.parametrize("mode", ["real_only", "push_down", "balanced", "skip", "push_down_weight"])
 def test_training_steps_that_do_not_log_never_wait_for_the_device(discrete_dataset, world_model_ckpt, mode):
     from tests.helpers import HostSyncs
 
@@ -366,7 +366,9 @@ def test_training_steps_that_do_not_log_never_wait_for_the_device(discrete_datas
     if mode != "real_only":
         synthetic = ModelRollouts(str(world_model_ckpt), rollout_every=20, rollout_batch=16, horizon=3)
     dm = _dm(discrete_dataset, synthetic=synthetic)
-    model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_synthetic="push_down" if synthetic is None else mode)
+    weight = 0.1 if mode == "push_down_weight" else 1.0  # cql_synthetic_weight on a fit with synthetic rows
+    mode = "push_down" if synthetic is None or mode == "push_down_weight" else mode
+    model = DiscreteMACQL(**linked_dims(dm), **SMALL, cql_synthetic=mode, cql_synthetic_weight=weight)
     syncs = HostSyncs()
     trainer = Trainer(max_steps=8, accelerator="cpu", logger=False, log_every_n_steps=4, limit_val_batches=0,
                       enable_checkpointing=False, callbacks=[RolloutRounds(), syncs], enable_progress_bar=False,
