@@ -41,6 +41,10 @@ Choices where the paper is silent (all documented in docs/world_model.md):
   adds the two reward estimates' disagreement, ``u = sqrt(||ds||^2 + aux_reward * dr^2)`` in
   standardised units. The paper's u sees only s', so it cannot down-weight rows whose reward is
   wrong (on MPE spread the reward is the hardest target: held-out R^2 about 0.5).
+* ``reward_weight`` (an extension, 1 by default): the deductive NLL averages over the S + 1 features of
+  (s', r), so the reward is 1/(S + 1) of its signal (1/55 on MPE spread) and the shared decoder is shaped
+  by the state. ``reward_weight`` counts the reward's term that many times one state feature's, in the
+  deductive and the coupled pass alike; ``state_dim`` gives it as much weight as the whole state.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class LogoWorldModel(WorldModel):
         legal_weight: weight of the next-legal-actions cross-entropy (discrete actions).
         aux_reward: weight of the reward in u; > 0 also trains the auxiliary head on the reward and adds
             ``aux_reward * (r_aux - r_deduced)^2`` (standardised) to u's square. 0: the paper's u, next state only.
+        reward_weight: weight of the reward's term in the deductive Gaussian NLL, relative to one next-state
+            feature's (1: the reward is one of state_dim + 1 equally weighted features, as before).
         **kwargs: dims and training options of :class:`~logo.world_model.base.WorldModel`.
 
     Example:
@@ -90,7 +96,7 @@ class LogoWorldModel(WorldModel):
                  deduce_from_change: bool = True,
                  detach_aux: bool = True, reconstruction_weight: float = 0.1, coupling_weight: float = 1.0,
                  latent_weight: float = 0.1, aux_weight: float = 1.0, termination_weight: float = 1.0,
-                 legal_weight: float = 1.0, aux_reward: float = 0.0, **kwargs: Any):
+                 legal_weight: float = 1.0, aux_reward: float = 0.0, reward_weight: float = 1.0, **kwargs: Any):
         super().__init__(**kwargs)
         n, o, s, a = self.n_agents, self.obs_dim, self.state_dim, self.action_size
         hidden = list(hidden_sizes)
@@ -107,6 +113,8 @@ class LogoWorldModel(WorldModel):
         self.ded_reconstruct = MLP(latent_dim, hidden[:1], n * o)
         if aux_reward < 0:
             raise ValueError(f"aux_reward: expected a weight >= 0, got {aux_reward}")
+        if reward_weight < 0:
+            raise ValueError(f"reward_weight: expected a weight >= 0, got {reward_weight}")
         self.aux_state = MLP(n * latent_dim + s, hidden, s + (1 if aux_reward > 0 else 0))
 
     # ------------------------------------------------------------------ the two models
@@ -150,8 +158,12 @@ class LogoWorldModel(WorldModel):
     # ------------------------------------------------------------------ losses and prediction
     def _deductive_loss(self, heads: Batch, targets: Batch) -> Batch:
         target = torch.cat([targets["state_delta"], targets["rewards"].unsqueeze(-1)], -1)
-        parts = {"nll": gaussian_nll(heads["mean"], heads["log_std"], target, beta=self.hparams.nll_beta),
-                 "termination": termination_loss(heads["done_logit"], targets["terminals"])}
+        beta, s = self.hparams.nll_beta, self.state_dim
+        nll = gaussian_nll(heads["mean"], heads["log_std"], target, beta=beta)  # mean over [B, S + 1]
+        if self.hparams.reward_weight != 1.0:  # the reward's term counts reward_weight times, still / (S + 1)
+            reward_nll = gaussian_nll(heads["mean"][:, s], heads["log_std"][:, s], target[:, s], beta=beta)
+            nll = nll + (self.hparams.reward_weight - 1.0) * reward_nll / (s + 1)
+        parts = {"nll": nll, "termination": termination_loss(heads["done_logit"], targets["terminals"])}
         if self.discrete:
             parts["legal"] = legal_action_loss(heads["legal_logit"], targets["next_avail"])
         return parts

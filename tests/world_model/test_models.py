@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from logo.cli import LogoCLI
 from logo.data.reader import gather_transitions
 from logo.dims import linked_dims
 from logo.errors import LogoError
 from logo.world_model import DirectWorldModel, EnsembleWorldModel, LogoWorldModel, load_world_model
 from logo.world_model.joint import logo_parameter_count
+from logo.world_model.losses import gaussian_nll
 from logo.world_model.open_loop import open_loop_errors, open_loop_starts
+from tests.conftest import ROOT
 from tests.world_model.conftest import SMALL, build, datamodule, fit
 
 MODELS = [LogoWorldModel, DirectWorldModel, EnsembleWorldModel]
@@ -113,6 +116,52 @@ def test_logo_uncertainty_can_also_see_the_reward(discrete_dataset):
     model.hparams.aux_reward = 2.0
     _, _, parts = model._parts(b)  # the auxiliary loss now covers the reward too
     assert torch.isfinite(parts["aux_state"]) and parts["aux_state"] > 0
+
+
+def test_logo_reward_weight_scales_the_reward_term_of_the_deductive_nll(discrete_dataset):
+    dm = datamodule(discrete_dataset)
+    with pytest.raises(ValueError, match="reward_weight"):
+        build(LogoWorldModel, dm, reward_weight=-1.0)
+    s, b = dm.state_dim, 4
+    # by hand, plain NLL (beta 0) with unit std: 0.5 * error^2 per feature; state errors 1, reward error 2
+    heads = {"mean": torch.zeros(b, s + 1), "log_std": torch.zeros(b, s + 1), "done_logit": torch.zeros(b),
+             "legal_logit": torch.zeros(b, dm.n_agents, dm.action_size)}
+    targets = {"state_delta": torch.ones(b, s), "rewards": torch.full((b,), 2.0), "terminals": torch.zeros(b),
+               "next_avail": torch.ones(b, dm.n_agents, dm.action_size, dtype=torch.bool)}
+    for weight in (1.0, 5.0, 0.0):
+        model = build(LogoWorldModel, dm, nll_beta=0.0, reward_weight=weight)
+        nll = model._deductive_loss(heads, targets)["nll"]
+        torch.testing.assert_close(nll, torch.tensor((0.5 * s + weight * 2.0) / (s + 1)))
+    # the coupled pass is weighted too: on a batch, only the reward's share of both NLLs changes
+    batch = batch_of(dm, 32)
+    torch.manual_seed(0)
+    default = build(LogoWorldModel, dm)
+    heavy = build(LogoWorldModel, dm, reward_weight=3.0)
+    heavy.load_state_dict(default.state_dict())
+    with torch.no_grad():
+        inputs, targets, parts = default._parts(batch)
+        heavy_parts = heavy._parts(batch)[2]
+        _, mean, _ = default.predictive(inputs)
+        predicted, _ = default.next_obs_from(inputs["obs"], mean)
+        reward_nll = []
+        for next_obs in (targets["next_obs"], predicted):
+            heads = default.deductive(next_obs, inputs)[1]
+            reward_nll.append(gaussian_nll(heads["mean"][:, s], heads["log_std"][:, s], targets["rewards"],
+                                           beta=default.hparams.nll_beta) / (s + 1))
+    torch.testing.assert_close(heavy_parts["deductive_nll"], parts["deductive_nll"] + 2.0 * reward_nll[0])
+    torch.testing.assert_close(heavy_parts["coupling"], parts["coupling"] + 2.0 * reward_nll[1])
+
+
+def test_logo_reward_weight_parses_from_yaml_and_the_command_line(discrete_dataset, tmp_path):
+    config = tmp_path / "reward.yaml"
+    config.write_text("model:\n  class_path: LogoWorldModel\n  init_args: {reward_weight: 3.0}\n")
+    base = ["--config", str(ROOT / "configs/mpe/simple_spread_v3/world_model.yaml"),
+            "--data.init_args.path", str(discrete_dataset), "--trainer.logger", "false", "--trainer.callbacks", "[]",
+            "--trainer.default_root_dir", str(tmp_path)]
+    assert LogoCLI(args=base, run=False).model.hparams.reward_weight == 1.0  # the default: the paper's loss
+    assert LogoCLI(args=[*base, "--config", str(config)], run=False).model.hparams.reward_weight == 3.0
+    cli = LogoCLI(args=[*base, "--model.init_args.reward_weight", "54"], run=False)
+    assert cli.model.hparams.reward_weight == 54.0
 
 
 def test_direct_model_matches_logo_parameter_count(discrete_dataset):
