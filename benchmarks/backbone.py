@@ -68,6 +68,11 @@ def result_path(variant: str, scenario: str, seed: int, updates: int) -> Path:
     return RESULTS / f"{variant}__{scenario}__s{seed}__{updates // 1000}k.json"
 
 
+def run_path(result: Path) -> Path:
+    """The run folder of a result file (same name, under runs/backbone/)."""
+    return ROOT / "runs" / "backbone" / result.stem
+
+
 def summarise(metrics_csv: Path) -> list[dict[str, float]]:
     """One entry per evaluation: step, scores, and q_data / rtg_real averaged over the 500 updates before it."""
     rows = list(csv.DictReader(metrics_csv.open()))
@@ -102,6 +107,11 @@ def summarise(metrics_csv: Path) -> list[dict[str, float]]:
     return curve
 
 
+def fit_failed(returncode: int, log: Path) -> bool:
+    """A failed ``logo fit``, or one Lightning stopped on SIGTERM (it then exits 0, unfinished)."""
+    return bool(returncode) or "Received SIGTERM" in log.read_text()
+
+
 def world_model(scenario: str, name: str | None = None) -> Path:
     """The scenario's LOGO world-model checkpoint for ``--with-world-model[=NAME]`` variants, fitted on first use
     (with the arguments of ``_world_models: {NAME: [...]}`` in backbone.yaml when NAME is given)."""
@@ -126,9 +136,8 @@ def world_model(scenario: str, name: str | None = None) -> Path:
                "--trainer.enable_progress_bar", "false", *extra]
         run_dir.mkdir(parents=True)
         with (run_dir / "fit.log").open("w") as fh:
-            failed = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode
-        # Lightning answers SIGTERM by stopping the fit and exiting 0: such a fit is not finished either
-        if failed or "Received SIGTERM" in (run_dir / "fit.log").read_text():
+            returncode = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT).returncode
+        if fit_failed(returncode, run_dir / "fit.log"):
             raise RuntimeError(f"world model of {scenario} failed or was stopped; see {run_dir / 'fit.log'}")
         (run_dir / "done").touch()
         return sorted(run_dir.rglob("best.ckpt"))[0]
@@ -150,7 +159,7 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
                   "--trainer.callbacks", json.dumps(EVALUATION), *args[1:]]
     else:  # model-free: real data only
         source = ["--config", "configs/sampling/none.yaml", *args]
-    run_dir = ROOT / "runs" / "backbone" / f"{variant}__{scenario}__s{seed}__{updates // 1000}k"
+    run_dir = run_path(out)
     if run_dir.exists():
         shutil.rmtree(run_dir)
     policy = ["--config", "configs/bc/evaluate_in_env.yaml" if args[:1] == [BC] else SCENARIOS[scenario]]
@@ -162,7 +171,7 @@ def run_one(variant: str, args: list[str], scenario: str, seed: int, updates: in
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         done = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=fh, stderr=subprocess.STDOUT)
-    if done.returncode or "Received SIGTERM" in log.read_text():  # a stopped fit exits 0 (see world_model)
+    if fit_failed(done.returncode, log):
         raise RuntimeError(f"{variant} {scenario} seed {seed} failed or was stopped (rc {done.returncode}); "
                            f"see {log}")
     metrics = next(run_dir.rglob("metrics.csv"))
@@ -215,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "resummarise":  # results written by an older summarise(): their curves again, from the run
         for v, sc, s in ((v, sc, s) for s in args.seeds for v in args.variants for sc in args.scenarios):
             out = result_path(v, sc, s, args.updates)
-            run_dir = ROOT / "runs" / "backbone" / out.stem
+            run_dir = run_path(out)
             if out.exists() and run_dir.exists():
                 result = json.loads(out.read_text())
                 result["curve"] = summarise(next(run_dir.rglob("metrics.csv")))

@@ -16,6 +16,7 @@ import torch
 
 from logo.data.schema import DatasetSpec
 from logo.data.validate import content_problems, open_dataset, read_arrays, read_hint
+from logo.envs.episodes import discounted_rtg
 from logo.errors import DatasetError
 
 Storage = dict[str, torch.Tensor]
@@ -79,10 +80,7 @@ class OfflineDataset:
         out = np.empty_like(rewards)
         bounds = self.episode_bounds()
         for start, end in zip(bounds[:-1], bounds[1:]):
-            acc = 0.0
-            for t in range(end - 1, start - 1, -1):
-                acc = rewards[t] + gamma * acc
-                out[t] = acc
+            out[start:end] = discounted_rtg(rewards[start:end], gamma)
         return out.astype(np.float32)
 
     def steps_of(self, episodes: np.ndarray) -> np.ndarray:

@@ -19,6 +19,17 @@ def episode_seed(seed: int, k: int, *stream: int) -> int:
     return int(np.random.SeedSequence([seed, k, *stream]).generate_state(1)[0])
 
 
+def discounted_rtg(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """[L] float64 ``G_t = sum_{j >= t} gamma^(j - t) r_j`` of one episode's rewards [L], nothing bootstrapped after
+    its last step (the data's yardstick, ``DatasetReader.returns_to_go``, and the evaluations' ``rtg_policy``)."""
+    out = np.zeros(len(rewards), np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out
+
+
 @dataclass
 class Episode:
     """One finished episode of L steps in one env copy."""

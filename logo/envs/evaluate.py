@@ -10,7 +10,7 @@ import numpy as np
 
 from logo.envs import make_env
 from logo.envs.base import EnvSpec, MultiAgentEnv, Policy, TimeStep
-from logo.envs.episodes import run_episodes
+from logo.envs.episodes import discounted_rtg, run_episodes
 from logo.errors import LogoError
 
 
@@ -70,16 +70,6 @@ class _ValueRecorder:
         """[T, B] values of the steps since the last take."""
         out, self.steps = np.stack(self.steps), []
         return out
-
-
-def discounted_rtg(rewards: np.ndarray, gamma: float) -> np.ndarray:
-    """``G_t = sum_{j >= t} gamma^(j - t) r_j`` within one episode (nothing bootstrapped after its last step)."""
-    out = np.zeros(len(rewards), np.float64)
-    running = 0.0
-    for t in range(len(rewards) - 1, -1, -1):
-        running = float(rewards[t]) + gamma * running
-        out[t] = running
-    return out
 
 
 def evaluate_policy(env: MultiAgentEnv, policy: Policy, episodes: int = 10, seed: int = 0,

@@ -117,8 +117,7 @@ class OfflinePolicy(ActingPolicy, DataUnits, LightningModule):
             mass = parts["td"].detach() * (batch["weights"] if batch.get("weights") is not None else 1.0)
             self.log("train/td_synthetic_share", mass[synthetic].sum() / mass.sum().clamp_min(1e-12))
         values, weights = self.conservative_term(parts["cql"], parts["q_data_attached"], batch,
-                                                 self.hparams.cql_synthetic,
-                                                 self.hparams.get("cql_synthetic_weight", 1.0))
+                                                 self.hparams.cql_synthetic, self.hparams.cql_synthetic_weight)
         cql = self.log_split("cql", values, batch, weights)
         self.log_split("q_data", parts["q_data"], batch)
         if "td_bias" in parts:  # signed q_data - TD target: > 0 on real rows is the data action held above its target

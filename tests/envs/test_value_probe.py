@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from logo.envs import make_env
-from logo.envs.episodes import run_episodes
-from logo.envs.evaluate import discounted_rtg, evaluate_policy
+from logo.envs.episodes import discounted_rtg, run_episodes
+from logo.envs.evaluate import evaluate_policy
 from logo.envs.policies import RandomPolicy
 
 
