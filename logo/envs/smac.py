@@ -28,7 +28,7 @@ import numpy as np
 from logo.envs.base import EnvSpec, MissingExtraError, TimeStep, check_actions, check_seeds
 from logo.errors import LogoError
 
-SCENARIOS = ("3m", "2s3z", "5m_vs_6m", "6h_vs_8z")
+SCENARIOS = ("3m", "2s3z", "5m_vs_6m", "3s_vs_5z", "6h_vs_8z")
 INSTALL = ("pip install git+https://github.com/oxwhirl/smac.git, then install StarCraft II (Linux: "
            "https://github.com/Blizzard/s2client-proto#downloads, unzipped to ~/StarCraftII or wherever SC2PATH "
            "points) and copy the SMAC maps into $SC2PATH/Maps/SMAC_Maps "

@@ -33,7 +33,7 @@ import numpy as np
 from logo.envs.base import EnvSpec, TimeStep, check_actions, check_options, check_seeds, require
 from logo.errors import LogoError
 
-SCENARIOS = ("3m", "2s3z", "5m_vs_6m", "6h_vs_8z")
+SCENARIOS = ("3m", "2s3z", "5m_vs_6m", "3s_vs_5z", "6h_vs_8z")
 OPTIONS = ("max_steps",)
 N_MOVES = 5  # north, east, south, west, stop: jaxmarl's discrete movement actions
 STOP = 4

@@ -22,7 +22,7 @@ from logo.errors import LogoError
 def test_module_imports_without_smac():
     from logo.envs import smac
 
-    assert smac.SCENARIOS == ("3m", "2s3z", "5m_vs_6m", "6h_vs_8z")
+    assert smac.SCENARIOS == ("3m", "2s3z", "5m_vs_6m", "3s_vs_5z", "6h_vs_8z")
     assert callable(smac.make) and not hasattr(smac, "scripted_policy")
 
 

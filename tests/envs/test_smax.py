@@ -73,7 +73,7 @@ def test_spec(env4):
     assert spec.obs_mask.shape == (3, 75) and spec.obs_mask.all()
     assert "shared" in spec.notes["team_reward"] and spec.notes["n_enemies"] == 3
     assert env4.num_envs == 4
-    assert smax.SCENARIOS == ("3m", "2s3z", "5m_vs_6m", "6h_vs_8z")
+    assert smax.SCENARIOS == ("3m", "2s3z", "5m_vs_6m", "3s_vs_5z", "6h_vs_8z")
 
 
 @needs_jaxmarl
@@ -318,6 +318,7 @@ def test_scripted_expert_takes_legal_actions_and_is_deterministic(env4):
 SPECS = {  # n_agents, n_enemies, obs_dim, state_dim, n_actions
     "2s3z": (5, 5, 13 * 9 + 10, 12 * 10, 10),
     "5m_vs_6m": (5, 6, 13 * 10 + 10, 12 * 11, 11),
+    "3s_vs_5z": (3, 5, 13 * 7 + 10, 12 * 8, 10),
     "6h_vs_8z": (6, 8, 13 * 13 + 10, 12 * 14, 13),
 }
 
