@@ -207,9 +207,21 @@ def run_unit(matrix: dict[str, Any], unit: Unit) -> dict[str, Any]:
 
         from logo.pipeline import ensure_dataset
 
-        out["collected"] = ensure_dataset(dataset["collect"], dataset["path"], {})
+        if "tiers" in dataset:  # a learned tier: `logo tiers` builds (or finds) the scenario's four tiers
+            from logo.tiers import build_tiers
+
+            existed = Path(dataset["path"]).exists()
+            options = yaml.safe_load((ROOT / dataset["tiers"]).read_text()) or {}
+            if not existed:
+                build_tiers(**options)
+            if not Path(dataset["path"]).exists():
+                raise FileNotFoundError(f"{dataset['tiers']} did not write {dataset['path']}: check its out folder")
+            out["collected"] = not existed
+            out["command"] = f"logo tiers --config {dataset['tiers']}"
+        else:
+            out["collected"] = ensure_dataset(dataset["collect"], dataset["path"], {})
+            out["command"] = f"logo collect --config {dataset['collect']}"
         attrs = zarr.open_group(dataset["path"], mode="r").attrs
-        out["command"] = f"logo collect --config {dataset['collect']}"
         out["attrs"] = {k: attrs.get(k) for k in ("env_family", "scenario", "quality", "behaviour", "n_transitions",
                                                    "n_episodes", "return_mean", "return_std", "collection",
                                                    "created_at", "created_by")}

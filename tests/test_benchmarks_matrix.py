@@ -150,7 +150,7 @@ def test_the_shipped_matrix_covers_the_issue(tmp_path):
                                                     "LOGO+MACQL penalty", "Ensemble-7+MACQL MOPO", "Direct+MACQL"]
     assert full["ablations"][0]["values"] == [1, 5, 10, 15, 25]
     for scenario in full["scenarios"]:
-        collects = [d["collect"] for d in scenario["datasets"].values()]
+        collects = [d.get("collect") or d["tiers"] for d in scenario["datasets"].values()]
         for path in [scenario["world_model"], scenario["policy"], *collects]:
             assert (bm.ROOT / path).is_file(), path
     for configs in [*full["world_models"].values(), *(m["configs"] for m in full["methods"])]:
