@@ -14,6 +14,7 @@ which refills the replay buffer from the journal. The buffer itself can be expor
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 from logo.online.replay import EpisodeRecord, ReplayBuffer
 from logo.online.rollouts import journal_prefix, prune_journal, write_journal
+
+# Lightning warns that a run resumed mid-epoch has a dataloader without state: the position of an online run is the
+# data module's own (``state_dict``: env steps, episodes, journal), and the learner stops at ``total_steps``.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class EnvStepIndices(IterableDataset):
