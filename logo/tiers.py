@@ -1,9 +1,12 @@
 """``logo tiers``: learned behaviour datasets like the literature's, for one scenario, in one incremental command.
 
-1. **train**: ``logo fit`` the behaviour config (``OnlineMAPPO`` + ``ReturnSnapshots``), unless its snapshot
-   index already names a final policy; an interrupted run resumes from its ``last.ckpt``;
-2. **references**: the return of uniformly random legal actions (``references.json``);
-3. **expert**: ``episodes`` episodes of the final policy, sampled as it acted while learning;
+1. **train**: ``logo fit`` the behaviour config (an online learner, ``OnlineMAPPO`` with ``RolloutDataModule`` or
+   ``OnlineTD3`` with ``OnlineEnvDataModule``, and ``ReturnSnapshots``), unless its snapshot index already names
+   a final policy; an interrupted run resumes from its ``last.ckpt``;
+2. **references**: the return of uniformly random legal actions, or uniform actions in the bounds
+   (``references.json``);
+3. **expert**: ``episodes`` episodes (and at least ``min_transitions`` transitions) of the final policy, acting as
+   it acted while learning (MAPPO's sampled actions, TD3's actor plus its exploration noise);
 4. **medium**: ``episodes`` episodes of the first snapshot whose evaluation return reached
    ``medium_fraction`` (0.5 by default, the same for every scenario) times the expert tier's mean return;
 5. **medium-replay**: every episode the learner played until that snapshot, in the order played;
@@ -37,7 +40,7 @@ from logo.envs.base import MultiAgentEnv, Policy
 from logo.envs.episodes import run_episodes
 from logo.envs.policies import RandomPolicy
 from logo.errors import LogoError
-from logo.online.ppo import SampledModulePolicy
+from logo.online.behaviour import SampledModulePolicy
 from logo.online.rollouts import export_played, summarize
 from logo.online.snapshots import read_snapshot_index
 from logo.provenance import git_revision, write_json
@@ -51,7 +54,7 @@ class BehaviourRun:
 
     def __init__(self, configs: list[str]):
         if not configs:
-            raise LogoError("behaviour: expected at least one behaviour config (YAML of OnlineMAPPO)")
+            raise LogoError("behaviour: expected at least one behaviour config (YAML of OnlineMAPPO or OnlineTD3)")
         merged: dict[str, Any] = {}
         for config in configs:
             path = Path(config)
@@ -67,13 +70,17 @@ class BehaviourRun:
         dirpaths = [c.get("init_args", {}).get("dirpath") for c in trainer.get("callbacks") or []
                     if str(c.get("class_path", "")).endswith("ModelCheckpoint")]
         self.checkpoints = Path(next((d for d in dirpaths if d), self.root / "checkpoints"))
+        if not any(str(c.get("class_path", "")).endswith("ReturnSnapshots") for c in trainer.get("callbacks") or []):
+            raise LogoError(f"behaviour: {configs} have no ReturnSnapshots among trainer.callbacks; the tiers pick "
+                            "the medium policy from its snapshots (ReplayExport alone is not enough)")
         self.snapshots = self.root / "snapshots"
         self.journal = Path(data.get("journal") or self.root / "played")
         self.family, self.scenario = data.get("env"), data.get("scenario")
         self.env_options = dict(data.get("env_options") or {})
         self.seed = int(data.get("seed", 0))
         if not self.family or not self.scenario:
-            raise LogoError(f"behaviour: {configs[-1]}: data.init_args needs env and scenario (RolloutDataModule)")
+            raise LogoError(f"behaviour: {configs[-1]}: data.init_args needs env and scenario (RolloutDataModule or "
+                            "OnlineEnvDataModule)")
 
     def index(self) -> dict[str, Any]:
         return read_snapshot_index(self.snapshots)
@@ -111,21 +118,24 @@ def _merge(base: dict, update: dict) -> None:
 
 
 def record(env: MultiAgentEnv, policy: Policy, out: Path, spec_kwargs: dict[str, Any], episodes: int, seed: int,
-           provenance: dict[str, Any]) -> dict[str, Any]:
-    """Write ``episodes`` episodes of ``policy`` (collection seeds of ``seed``) as a dataset; returns its summary."""
+           provenance: dict[str, Any], min_transitions: int | None = None) -> dict[str, Any]:
+    """Write ``episodes`` episodes of ``policy`` (collection seeds of ``seed``) as a dataset, then batches of
+    ``env.num_envs`` more (the next seeds) until it holds ``min_transitions`` transitions; returns its summary."""
     from logo.data.schema import DatasetSpec
 
-    seeds = [collection_seed(seed, k) for k in range(episodes)]
     policy.seed(seed)
     returns, wins, transitions = [], [], 0
     writer = DatasetWriter(out, DatasetSpec.from_env(env.spec, **spec_kwargs))
     with writer:
         writer.set_obs_mask(env.spec.obs_mask)
-        for episode in run_episodes(env, policy, seeds):
-            writer.add_episode(**episode.writer_kwargs())
-            returns.append(episode.ret)
-            wins.append(episode.won)
-            transitions += episode.length
+        while len(returns) < episodes or transitions < (min_transitions or 0):
+            first = len(returns)
+            more = episodes if first == 0 else env.num_envs
+            for episode in run_episodes(env, policy, [collection_seed(seed, k) for k in range(first, first + more)]):
+                writer.add_episode(**episode.writer_kwargs())
+                returns.append(episode.ret)
+                wins.append(episode.won)
+                transitions += episode.length
         summary = summarize(np.asarray(returns), np.asarray(wins) if env.spec.has_win else None, transitions)
         writer.close(extra_attrs={"provenance": {**provenance, **summary}})
     return summary
@@ -162,24 +172,27 @@ def pick_medium(index: dict[str, Any], target: float, fraction: float, final: di
 
 def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, episodes: int = 1000,
                 num_envs: int = 64, seed: int = 0, reference_episodes: int = 1000,
-                min_expert_win_rate: float | None = None) -> dict[str, Any]:
+                min_expert_win_rate: float | None = None, min_transitions: int | None = None) -> dict[str, Any]:
     """Train the behaviour policy, then write the four learned tiers and the reference returns (module docstring).
 
     Args:
-        behaviour: the behaviour config(s) of ``logo fit``, stacked in order (OnlineMAPPO, RolloutDataModule,
-            ReturnSnapshots, a fixed trainer.default_root_dir).
+        behaviour: the behaviour config(s) of ``logo fit``, stacked in order (OnlineMAPPO with RolloutDataModule
+            or OnlineTD3 with OnlineEnvDataModule, ReturnSnapshots, a fixed trainer.default_root_dir).
         out: folder of the tiers: ``expert.zarr``, ``medium.zarr``, ``medium-replay.zarr``, ``mixed.zarr``.
         medium_fraction: the medium snapshot is the first whose evaluation return reached this fraction of the
             expert tier's mean return.
-        episodes: episodes of the expert and medium tiers (mixed has twice as many).
+        episodes: episodes of the expert and medium tiers (mixed is both, so twice as many).
         num_envs: environment copies stepped together while recording.
         seed: seed of the recorded episodes' env seeds and of the policies' sampling.
         reference_episodes: episodes of uniformly random legal actions for the random reference return.
         min_expert_win_rate: fail (keeping what was made) when the expert tier's win rate is lower.
+        min_transitions: the expert and medium tiers also hold at least this many transitions: after ``episodes``
+            episodes, batches of ``num_envs`` more are recorded until they do (MaMuJoCo: 100000; null: no bar).
     """
     if not 0.0 < medium_fraction < 1.0:
         raise LogoError(f"medium_fraction: expected a fraction in (0, 1), got {medium_fraction}")
-    for name, value in (("episodes", episodes), ("num_envs", num_envs), ("reference_episodes", reference_episodes)):
+    for name, value in (("episodes", episodes), ("num_envs", num_envs), ("reference_episodes", reference_episodes),
+                        ("min_transitions", 1 if min_transitions is None else min_transitions)):
         if value < 1:
             raise LogoError(f"{name}: expected a positive integer, got {value}")
     started = time.perf_counter()
@@ -192,10 +205,10 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         timings = {"train": time.perf_counter() - started}
         references = _references(env, out_dir, reference_episodes)
         ckpt, steps = final["checkpoint"], final["env_steps"]
-        common = {"kind": "learned", "behaviour_class": "OnlineMAPPO", "run_final_checkpoint": ckpt,
+        common = {"kind": "learned", "behaviour_class": type(_load(ckpt)).__name__, "run_final_checkpoint": ckpt,
                   "run_env_steps": steps, "seed": run.seed, "collection_seed": seed,
-                  "medium_fraction": medium_fraction, "command": command, "logo_version": __version__,
-                  "git_revision": git_revision()}
+                  "medium_fraction": medium_fraction, "min_transitions": min_transitions, "command": command,
+                  "logo_version": __version__, "git_revision": git_revision()}
         spec_extra = {"env_options": run.env_options}
         rows: dict[str, dict[str, Any]] = {}
 
@@ -205,7 +218,7 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         clock = time.perf_counter()
         rows["expert"] = existing(tier("expert"), ckpt, steps) or _record_snapshot(
             env, tier("expert"), "expert", final, episodes, seed, spec_extra, common, threshold=None,
-            references=None)
+            references=None, min_transitions=min_transitions)
         won = rows["expert"].get("win_rate")
         if min_expert_win_rate is not None and (won or 0.0) < min_expert_win_rate:
             raise LogoError(f"min_expert_win_rate: the final policy of the behaviour run ({final['env_steps']} env "
@@ -219,7 +232,7 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         at_medium = {"medium_target_return": target}
         rows["medium"] = existing(tier("medium"), ckpt, steps) or _record_snapshot(
             env, tier("medium"), "medium", medium, episodes, seed, spec_extra, {**common, **at_medium},
-            threshold=medium["threshold"], references=reference)
+            threshold=medium["threshold"], references=reference, min_transitions=min_transitions)
         _set_reference(tier("expert"), reference)
         timings["expert+medium"] = time.perf_counter() - clock
 
@@ -257,19 +270,26 @@ def _references(env: MultiAgentEnv, out_dir: Path, episodes: int) -> dict[str, f
     return references
 
 
-def _record_snapshot(env: MultiAgentEnv, out: Path, quality: str, snapshot: dict[str, Any], episodes: int,
-                     seed: int, spec_extra: dict[str, Any], provenance: dict[str, Any], threshold: float | None,
-                     references: dict[str, float] | None) -> dict[str, Any]:
+def _load(checkpoint: str) -> Any:
     from logo.policy.checkpoint import load_policy
 
-    module = load_policy(snapshot["checkpoint"])
-    behaviour = (f"learned: OnlineMAPPO snapshot {snapshot['checkpoint']} ({snapshot['env_steps']} training env "
-                 f"steps, eval return {snapshot['eval_return']:.3f}), actions sampled as while learning")
-    print(f"[tiers] {out.name}: {episodes} episodes of {snapshot['checkpoint']}", flush=True)
+    return load_policy(checkpoint)
+
+
+def _record_snapshot(env: MultiAgentEnv, out: Path, quality: str, snapshot: dict[str, Any], episodes: int,
+                     seed: int, spec_extra: dict[str, Any], provenance: dict[str, Any], threshold: float | None,
+                     references: dict[str, float] | None, min_transitions: int | None) -> dict[str, Any]:
+    module = _load(snapshot["checkpoint"])
+    acting = module.behaviour_note()
+    behaviour = (f"learned: {type(module).__name__} snapshot {snapshot['checkpoint']} ({snapshot['env_steps']} "
+                 f"training env steps, eval return {snapshot['eval_return']:.3f}), acting as while learning: {acting}")
+    at_least = f" (and at least {min_transitions} transitions)" if min_transitions else ""
+    print(f"[tiers] {out.name}: {episodes} episodes{at_least} of {snapshot['checkpoint']}", flush=True)
     extra = {**spec_extra, "reference_returns": references}
     return record(env, SampledModulePolicy(module, env.spec), out,
                   {"quality": quality, "behaviour": behaviour, "source": "logo tiers", "extra": extra},
-                  episodes, seed, {**provenance, "tier": quality, **played_by(snapshot), "threshold": threshold})
+                  episodes, seed, {**provenance, "tier": quality, **played_by(snapshot), "threshold": threshold,
+                                   "acting": acting}, min_transitions=min_transitions)
 
 
 def played_by(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -296,11 +316,12 @@ def _medium_replay(run: BehaviourRun, env: MultiAgentEnv, out: Path, medium: dic
 
     print(f"[tiers] {out.name}: the {medium['episodes_played']} episodes played until {medium['checkpoint']}",
           flush=True)
-    behaviour = (f"learned: every episode OnlineMAPPO played while training, from env step 0 until its medium "
-                 f"snapshot {medium['checkpoint']} ({medium['env_steps']} env steps)")
+    behaviour = (f"learned: every episode {provenance['behaviour_class']} played while training, from env step 0 "
+                 f"until its medium snapshot {medium['checkpoint']} ({medium['env_steps']} env steps)")
     spec = DatasetSpec.from_env(env.spec, quality="medium-replay", behaviour=behaviour, source="logo tiers",
                                 extra={"env_options": run.env_options, "reference_returns": reference})
-    _, summary = export_played(run.journal, medium["iteration"], out, spec, obs_mask=env.spec.obs_mask,
+    files = medium.get("journal_files", medium["iteration"])  # index.json before journal_files: one per iteration
+    _, summary = export_played(run.journal, files, out, spec, obs_mask=env.spec.obs_mask,
                                extra_attrs={"provenance": {**provenance, "tier": "medium-replay",
                                                            **played_by(medium), "threshold": medium["threshold"],
                                                            "training_env_steps": medium["env_steps"]}})

@@ -1,14 +1,20 @@
-"""The data module of online training: one live environment and the replay buffer it fills.
+"""The data module of online training: one live environment, the replay buffer it fills, and a journal of every
+episode played.
 
 The training loop is Lightning's: ``train_dataloader`` yields one item per environment step
 (its index), and the model's ``training_step`` asks this module to step the environment
 (:meth:`OnlineEnvDataModule.step`) and to sample training batches from the buffer
-(:meth:`OnlineEnvDataModule.sample`). The buffer can be exported as a logo dataset
-(:meth:`OnlineEnvDataModule.export_replay`), which is how ``medium-replay`` datasets are made.
+(:meth:`OnlineEnvDataModule.sample`). Every finished episode is also saved to the journal folder, one
+compressed ``.npz`` per episode in the format of ``RolloutDataModule``'s journal, so the episodes played
+until any point of the run can be exported later (``logo.online.rollouts.export_played``: the
+``medium-replay`` tier of ``logo tiers``), also after the run was interrupted and resumed from a checkpoint,
+which refills the replay buffer from the journal. The buffer itself can be exported as a logo dataset
+(:meth:`OnlineEnvDataModule.export_replay`, used by ``ReplayExport``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,11 @@ from logo.envs.base import MultiAgentEnv, TimeStep
 from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 from logo.online.replay import EpisodeRecord, ReplayBuffer
+from logo.online.rollouts import journal_prefix, prune_journal, write_journal
+
+# Lightning warns that a run resumed mid-epoch has a dataloader without state: the position of an online run is the
+# data module's own (``state_dict``: env steps, episodes, journal), and the learner stops at ``total_steps``.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class EnvStepIndices(IterableDataset):
@@ -40,7 +51,13 @@ class EnvStepIndices(IterableDataset):
 
 
 class OnlineEnvDataModule(LinkedDims, LightningDataModule):
-    """One copy of a logo environment, stepped by the model, and a replay buffer of what it played.
+    """One copy of a logo environment, stepped by the model, a replay buffer of what it played and a journal.
+
+    Resuming from a checkpoint (``--ckpt_path``) restores the step and episode counters and the sampling
+    generator, and refills the buffer with the journal's latest ``buffer_size`` transitions. The episode in
+    progress when the checkpoint was saved cannot be continued (the simulator's state is not in it): it is
+    dropped (its steps still count in ``env_steps``) and the next episode starts from the next seed; journal
+    files played after the checkpoint are removed when the resumed run journals its first episode.
 
     Args:
         env: environment family, e.g. ``mamujoco`` (see ``logo.envs.FAMILIES``).
@@ -49,6 +66,8 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
         total_steps: environment steps of the run (the length of the training dataloader).
         buffer_size: replay buffer capacity in transitions (oldest overwritten first).
         seed: seeds the training episodes' resets (``episode_seed(seed, k)``) and batch sampling.
+        journal: folder of the played episodes (one ``.npz`` per finished episode); default
+            ``<trainer.default_root_dir>/played``.
 
     Example:
         >>> dm = OnlineEnvDataModule("mamujoco", "HalfCheetah-2x3", total_steps=1000)  # doctest: +SKIP
@@ -57,7 +76,8 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
     """
 
     def __init__(self, env: str, scenario: str, env_options: dict[str, Any] | None = None,
-                 total_steps: int = 1_000_000, buffer_size: int = 1_000_000, seed: int = 0):
+                 total_steps: int = 1_000_000, buffer_size: int = 1_000_000, seed: int = 0,
+                 journal: str | None = None):
         super().__init__()
         for name, value in (("total_steps", total_steps), ("buffer_size", buffer_size)):
             if value < 1:
@@ -71,10 +91,27 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
         self.env = make_env(env, scenario, num_envs=1, **self.env_options)
         self.spec = self.env.spec
         self.buffer: ReplayBuffer | None = None
+        self._journal = journal
         self.env_steps = 0  # environment steps taken so far
         self.episodes = 0  # training episodes started so far
+        self.finished = 0  # training episodes finished (and journaled) so far
         self._ts: TimeStep | None = None
+        self._steps: list[tuple] = []  # the episode in progress: (obs, state, actions, reward, avail) per step
+        self._pruned = False  # journal files past ``finished`` (from an interrupted run) removed yet
         self._rng = np.random.default_rng([seed, 1])
+
+    @property
+    def journal(self) -> Path:
+        if self._journal is not None:
+            return Path(self._journal)
+        if self.trainer is None:
+            raise RuntimeError("OnlineEnvDataModule.journal: give data.journal or attach the module to a Trainer")
+        return Path(self.trainer.default_root_dir) / "played"
+
+    @property
+    def journal_files(self) -> int:
+        """Files in the journal so far: one per finished episode."""
+        return self.finished
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.buffer is None:
@@ -108,16 +145,39 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
         ts = self.observe()
         nxt = self.env.step(actions)
         seed = self.episode_seed(self.episodes - 1)
+        action = np.asarray(actions)[0]
+        avail = None if ts.avail_actions is None else ts.avail_actions[0]
         record = self.buffer.add(
-            ts.obs[0], ts.state[0], np.asarray(actions)[0], float(nxt.reward[0]), nxt.obs[0], nxt.state[0],
-            bool(nxt.terminated[0]), bool(nxt.truncated[0]), seed=seed,
-            avail=None if ts.avail_actions is None else ts.avail_actions[0],
+            ts.obs[0], ts.state[0], action, float(nxt.reward[0]), nxt.obs[0], nxt.state[0],
+            bool(nxt.terminated[0]), bool(nxt.truncated[0]), seed=seed, avail=avail,
             next_avail=None if nxt.avail_actions is None else nxt.avail_actions[0])
+        self._steps.append((np.array(ts.obs[0]), np.array(ts.state[0]), np.array(action), float(nxt.reward[0]),
+                            None if avail is None else np.array(avail)))
         self.env_steps += 1
         self._ts = nxt
         if record is not None:
+            self._journal_episode(record, nxt)
             self._reset()
         return record
+
+    def _journal_episode(self, record: EpisodeRecord, last: TimeStep) -> None:
+        """Save the episode that ``last`` (its final time step) ended as the journal's next file."""
+        obs, state, actions, rewards, avail = zip(*self._steps)
+        self._steps = []
+        arrays = {"lengths": np.array([record.length], np.int64), "seeds": np.array([record.seed], np.int64),
+                  "obs": np.stack(obs), "state": np.stack(state),
+                  "actions": np.stack(actions).astype(self.buffer.actions.dtype),
+                  "rewards": np.asarray(rewards, np.float32), "terminated": np.array([record.terminated]),
+                  "final_obs": last.obs[:1].copy(), "final_state": last.state[:1].copy()}
+        if self.spec.discrete:
+            arrays["avail"], arrays["final_avail"] = np.stack(avail), last.avail_actions[:1].copy()
+        if self.spec.has_win:
+            arrays["won"] = np.asarray(last.info["won"][:1], bool)
+        if not self._pruned:
+            prune_journal(self.journal, self.finished)
+            self._pruned = True
+        write_journal(self.journal, self.finished, arrays)
+        self.finished += 1
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """``batch_size`` transitions from the buffer as tensors on ``device`` (see ``ReplayBuffer.sample``)."""
@@ -140,3 +200,25 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(EnvStepIndices(self.total_steps), batch_size=None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"env_steps": self.env_steps, "episodes": self.episodes, "finished": self.finished,
+                "rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the counters and the sampling generator, and the buffer refilled from the journal."""
+        self.env_steps, self.episodes, self.finished = (int(state[k]) for k in ("env_steps", "episodes", "finished"))
+        self._rng.bit_generator.state = state["rng"]
+        self._ts, self._steps, self._pruned = None, [], False  # the episode in progress is dropped
+        self.buffer = ReplayBuffer(self.buffer_size, DatasetSpec.from_env(self.spec))
+        latest, held = [], 0
+        for path in reversed(journal_prefix(self.journal, self.finished)):
+            if held >= self.buffer_size:
+                break
+            with np.load(path) as data:
+                latest.append(dict(data))
+            held += int(latest[-1]["lengths"].sum())
+        for arrays in reversed(latest):
+            episode = {k: v[0] if k in ("terminated", "final_obs", "final_state", "final_avail") else v
+                       for k, v in arrays.items()}
+            self.buffer.add_episode(episode, seed=int(arrays["seeds"][0]))

@@ -21,10 +21,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from logo.dims import linked_dims
-from logo.envs.base import EnvSpec, TimeStep
+from logo.envs.base import TimeStep
 from logo.envs.evaluate import EvaluationResult, evaluate_policy
 from logo.errors import LogoError, check_fits
 from logo.nn import MLP, AgentSharedMLP
+from logo.online.behaviour import SampledModulePolicy
 from logo.online.events import OnlineEvents
 from logo.online.ppo_losses import (
     clipped_policy_loss,
@@ -38,32 +39,6 @@ from logo.online.ppo_losses import (
 )
 from logo.online.rollouts import Rollout, RolloutDataModule
 from logo.policy.checkpoint import ActingPolicy
-
-
-class SampledModulePolicy:
-    """A logo ``Policy`` that samples a module's stochastic actions (``sample(obs, avail, generator)``).
-
-    The behaviour tiers are recorded with the policy as it acted while learning: sampled, not greedy.
-    ``seed`` reseeds the draws, so the same seeds replay the same episodes.
-    """
-
-    def __init__(self, module: OnlineMAPPO, spec: EnvSpec, seed: int = 0):
-        check_fits(module.hparams, linked_dims(spec, ("n_agents", "obs_dim", "action_size")),
-                   f"policy {type(module).__name__}", f"{spec.family}/{spec.scenario}", ("checkpoint", "environment"))
-        self.module, self.spec = module, spec
-        self.generator = torch.Generator(device=module.device)
-        self.seed(seed)
-
-    def seed(self, seed: int) -> None:
-        self.generator.manual_seed(int(seed))
-
-    def act(self, ts: TimeStep) -> np.ndarray:
-        obs = torch.as_tensor(ts.obs, device=self.module.device)
-        avail = torch.as_tensor(ts.avail_actions, device=self.module.device)
-        state = torch.as_tensor(ts.state, device=self.module.device)
-        with torch.no_grad():
-            actions, _ = self.module.sample(obs, avail, self.generator, state)
-        return actions.cpu().numpy()
 
 
 class OnlineMAPPO(OnlineEvents, ActingPolicy, LightningModule):
@@ -139,7 +114,6 @@ class OnlineMAPPO(OnlineEvents, ActingPolicy, LightningModule):
         self.actor = AgentSharedMLP(n_agents, obs_dim + (state_dim if self.with_state else 0), action_size,
                                     list(hidden_sizes))
         self.critic = MLP(state_dim, list(hidden_sizes), 1)
-        self.last_evaluation: dict[str, float] | None = None  # {"return", "win_rate", "env_steps", "iteration", ...}
         self.init_events()
 
     # ---- acting -------------------------------------------------------------------------------
@@ -170,6 +144,16 @@ class OnlineMAPPO(OnlineEvents, ActingPolicy, LightningModule):
         logits = self.logits(obs, state)
         actions = sample_actions(logits, avail, generator)
         return actions, log_probs(logits, avail).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def behave(self, obs: torch.Tensor, avail: torch.Tensor | None, state: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions [B, N] as while learning: sampled from the policy (``SampledModulePolicy`` plays these)."""
+        return self.sample(obs, avail, generator, state)[0]
+
+    def behaviour_note(self) -> str:
+        """How :meth:`behave` acts, in words (the learned tiers' provenance)."""
+        return "actions sampled from the policy's distribution over legal actions"
 
     # ---- training -----------------------------------------------------------------------------
 
@@ -295,9 +279,7 @@ class OnlineMAPPO(OnlineEvents, ActingPolicy, LightningModule):
         self.log_event(metrics, dm.env_steps)
         rank_zero_info(f"env step {dm.env_steps} (iteration {dm.iterations}): eval/return {metrics['eval/return']:.3f}"
                        + (f", win rate {metrics['eval/win_rate']:.2f}" if "eval/win_rate" in metrics else ""))
-        self.last_evaluation = {"return": metrics["eval/return"], "return_std": metrics["eval/return_std"],
-                                "win_rate": metrics.get("eval/win_rate"), "env_steps": dm.env_steps,
-                                "iteration": dm.iterations, "episodes_played": dm.episodes}
+        self.keep_evaluation(metrics, dm.env_steps, dm.iterations, dm.episodes, dm.journal_files)
         self._clock = (started, dm.env_steps)
         return metrics
 

@@ -91,6 +91,25 @@ class ReplayBuffer:
         self._episode_return = 0.0
         return record
 
+    def add_episode(self, arrays: dict[str, np.ndarray], seed: int) -> EpisodeRecord:
+        """Store one whole episode given as a journal holds it (``obs`` [T, N, obs_dim], ``state`` [T, state_dim],
+        ``actions``, ``rewards`` [T], ``final_obs`` [N, obs_dim], ``final_state`` [state_dim], ``terminated``, and
+        ``avail`` / ``final_avail`` for discrete actions); returns its record."""
+        obs, state, length = arrays["obs"], arrays["state"], len(arrays["rewards"])
+        next_obs = np.concatenate([obs[1:], arrays["final_obs"][None]])  # [T, N, obs_dim]
+        next_state = np.concatenate([state[1:], arrays["final_state"][None]])
+        avail = arrays.get("avail")
+        next_avail = None if avail is None else np.concatenate([avail[1:], arrays["final_avail"][None]])
+        terminated = bool(arrays["terminated"])
+        record = None
+        for t in range(length):
+            last = t == length - 1
+            record = self.add(obs[t], state[t], arrays["actions"][t], float(arrays["rewards"][t]), next_obs[t],
+                              next_state[t], terminated and last, last and not terminated, seed=seed,
+                              avail=None if avail is None else avail[t],
+                              next_avail=None if next_avail is None else next_avail[t])
+        return record
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``batch_size`` transitions drawn uniformly with replacement: state, actions, rewards,
         next_state, terminals (bool; and obs, next_obs; avail, next_avail for discrete actions)."""

@@ -161,6 +161,7 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
         self.env_steps = 0  # real (unpadded) environment steps so far
         self.episodes = 0  # episodes played so far
         self.iterations = 0  # batches played so far
+        self._pruned = False  # journal files past ``iterations`` (from an interrupted run) removed yet
 
     @property
     def journal(self) -> Path:
@@ -180,13 +181,19 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
                                     source=f"logo online training in {self.family}/{self.scenario}",
                                     extra={"env_options": self.env_options, **(extra or {})})
 
+    @property
+    def journal_files(self) -> int:
+        """Files in the journal so far: one per iteration."""
+        return self.iterations
+
     def play(self, act: ActFn) -> Rollout:
         """Play one episode in every copy with ``act``, journal the episodes and count the steps."""
         seeds = [episode_seed(self.seed, self.episodes + b) for b in range(self.num_envs)]
         rollout = play_episodes(self.env, act, seeds)
-        folder = self.journal
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / f"{self.iterations:07d}.npz", **rollout.journal_arrays())
+        if not self._pruned:  # a resumed (or repeated) run replaces what its predecessor played after this point
+            prune_journal(self.journal, self.iterations)
+            self._pruned = True
+        write_journal(self.journal, self.iterations, rollout.journal_arrays())
         self.iterations += 1
         self.episodes += self.num_envs
         self.env_steps += int(rollout.valid.sum())
@@ -207,33 +214,62 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
             self.env.close()
 
 
-def journal_files(journal: str | Path, iterations: int) -> list[Path]:
-    """The journal's first ``iterations`` files, in order; a LogoError names the first one missing."""
+def journal_path(journal: str | Path, index: int) -> Path:
+    """The journal's file number ``index`` (0-based)."""
+    return Path(journal) / f"{index:07d}.npz"
+
+
+def write_journal(journal: str | Path, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """Save one journal file: ``lengths`` [E] and ``seeds`` [E] of its E episodes, their steps one after the other
+    (``obs``, ``state``, ``actions``, ``rewards``, ``avail``), and per episode ``terminated``, ``final_obs``,
+    ``final_state`` (``final_avail``, ``won``). Written to a temporary name first, so a killed run leaves no
+    truncated file."""
+    path = journal_path(journal, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.partial.npz")
+    np.savez_compressed(partial, **arrays)
+    partial.replace(path)
+
+
+def prune_journal(journal: str | Path, keep: int) -> list[Path]:
+    """Remove the journal's files numbered ``keep`` and above (played after the checkpoint a run resumed from, or
+    by an earlier run in the same folder); returns them."""
+    removed = []
+    for path in sorted(Path(journal).glob("*.npz")):
+        stem = path.name.split(".")[0]
+        if not stem.isdigit() or int(stem) >= keep or path.name.endswith(".partial.npz"):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def journal_prefix(journal: str | Path, files: int) -> list[Path]:
+    """The journal's first ``files`` files, in order; a LogoError names the first one missing."""
     folder = Path(journal)
-    files = [folder / f"{i:07d}.npz" for i in range(iterations)]
-    missing = next((f for f in files if not f.is_file()), None)
+    paths = [journal_path(folder, i) for i in range(files)]
+    missing = next((f for f in paths if not f.is_file()), None)
     if missing is not None:
         raise LogoError(f"journal {folder}: {missing.name} is missing; the run's played episodes are incomplete "
-                        f"(expected {iterations} files)")
-    return files
+                        f"(expected {files} files)")
+    return paths
 
 
-def export_played(journal: str | Path, iterations: int, path: str | Path, spec: DatasetSpec,
+def export_played(journal: str | Path, files: int, path: str | Path, spec: DatasetSpec,
                   obs_mask: np.ndarray | None = None, overwrite: bool = False,
                   extra_attrs: dict[str, Any] | None = None) -> tuple[Path, dict[str, float]]:
-    """Write every episode of the journal's first ``iterations`` iterations, in the order played, as a dataset.
+    """Write every episode of the journal's first ``files`` files, in the order played, as a dataset (one file is
+    an iteration of ``RolloutDataModule``, an episode of ``OnlineEnvDataModule``).
 
     Returns its path and a summary (episodes, transitions, return mean and std, win rate).
     """
     if Path(path).exists() and not overwrite:
         raise LogoError(f"out: {path} already exists; remove it or pass overwrite to replace it")
-    files = journal_files(journal, iterations)
     returns, wins, transitions = [], [], 0
     writer = DatasetWriter(path, spec=spec, overwrite=overwrite)
     with writer:
         if obs_mask is not None:
             writer.set_obs_mask(obs_mask)
-        for file in files:
+        for file in journal_prefix(journal, files):
             with np.load(file) as data:
                 arrays = dict(data)
             bounds = np.concatenate([[0], np.cumsum(arrays["lengths"])])

@@ -2,9 +2,9 @@
 
 ``ReturnSnapshots`` saves ``snapshots/return-<threshold>.ckpt`` the first time ``eval/return`` reaches each
 configured threshold, and ``snapshots/final.ckpt`` when training ends; ``snapshots/index.json`` records for
-each one the evaluation (return, win rate), the environment steps, the iteration and the episodes played
-so far, which is what the learned tiers need (``logo tiers``): the medium snapshot is picked from it, and
-the journal up to its iteration is the medium-replay dataset.
+each one the evaluation (return, win rate), the environment steps, the iteration, the episodes played so far
+and the journal files holding them, which is what the learned tiers need (``logo tiers``): the medium
+snapshot is picked from it, and the journal up to it is the medium-replay dataset.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from logo.errors import LogoError
-from logo.online.rollouts import RolloutDataModule
 from logo.provenance import write_json
 
 INDEX = "index.json"
@@ -37,8 +36,9 @@ def read_snapshot_index(folder: str | Path) -> dict[str, Any]:
 class ReturnSnapshots(Callback):
     """Save a checkpoint each time the evaluation return first reaches a threshold, and one at the end.
 
-    Needs a module that keeps its latest evaluation in ``last_evaluation`` (``OnlineMAPPO``) and a
-    ``RolloutDataModule``. The snapshots reached survive an interrupted run (they are in the callback's
+    Needs an online learner that keeps its latest evaluation in ``last_evaluation`` and a data module that
+    journals the episodes played (``OnlineMAPPO`` with ``RolloutDataModule``, ``OnlineTD3`` with
+    ``OnlineEnvDataModule``). The snapshots reached survive an interrupted run (they are in the callback's
     checkpoint state and on disk); thresholds never reached by the end of training are named in a warning
     and in the index (``unreached``).
 
@@ -64,9 +64,11 @@ class ReturnSnapshots(Callback):
         return Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "snapshots"
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not isinstance(trainer.datamodule, RolloutDataModule) or not hasattr(pl_module, "last_evaluation"):
-            raise LogoError(f"ReturnSnapshots needs OnlineMAPPO with RolloutDataModule, got "
-                            f"{type(pl_module).__name__} with {type(trainer.datamodule).__name__}")
+        dm = trainer.datamodule
+        if not hasattr(pl_module, "last_evaluation") or not hasattr(dm, "journal_files"):
+            raise LogoError(f"ReturnSnapshots needs an online learner and a data module that journals its episodes "
+                            f"(OnlineMAPPO with RolloutDataModule, OnlineTD3 with OnlineEnvDataModule), got "
+                            f"{type(pl_module).__name__} with {type(dm).__name__}")
 
     def reached(self) -> set[float]:
         return {s["threshold"] for s in self.snapshots}
@@ -78,7 +80,8 @@ class ReturnSnapshots(Callback):
         return {"checkpoint": str(path), "eval_return": evaluation["return"],
                 "eval_return_std": evaluation["return_std"], "eval_win_rate": evaluation["win_rate"],
                 "env_steps": evaluation["env_steps"], "iteration": evaluation["iteration"],
-                "episodes_played": evaluation["episodes_played"], "seed": trainer.datamodule.seed}
+                "episodes_played": evaluation["episodes_played"], "journal_files": evaluation["journal_files"],
+                "seed": trainer.datamodule.seed}
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         evaluation = pl_module.last_evaluation

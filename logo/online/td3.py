@@ -2,8 +2,9 @@
 
 One centralised actor maps the global state to every agent's action; twin critics score
 (state, joint action). It is a data-collection tool, not an offline MARL method: checkpoints at
-increasing ``eval/return`` give the ``medium`` and ``expert`` behaviour policies, and the replay
-buffer up to the medium checkpoint gives ``medium-replay`` (``logo.online.ReplayExport``).
+increasing ``eval/return`` (``logo.online.ReturnSnapshots``) give the ``medium`` behaviour policy, the
+final policy the ``expert``, and the data module's journal of played episodes up to the medium snapshot
+``medium-replay`` (``logo tiers``; ``logo.online.ReplayExport`` writes the replay buffer at a fixed return).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
     (uniform random actions for the first ``start_steps`` steps, then the actor plus Gaussian
     noise), stored in its replay buffer, followed by ``updates_per_step`` gradient updates. Every
     ``eval_every`` environment steps the deterministic actor plays ``eval_episodes`` episodes on
-    fixed seeds in a separate environment and logs ``eval/return``, which checkpoints are selected by.
+    fixed seeds in a separate environment and logs ``eval/return``, which checkpoints are selected by; so does
+    the last step of the run (``data.total_steps``), where training stops even if ``trainer.max_steps`` is
+    larger. ``last_evaluation`` keeps the latest evaluation for ``ReturnSnapshots``.
 
     Optimisation is manual with one Adam over actor and critics: each update steps it once (critic
     loss, plus the actor loss through a frozen critic every ``policy_delay`` updates), and steps with
@@ -136,6 +139,23 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
             raise LogoError("OnlineTD3 acts on the global state: pass state [B, state_dim]")
         return self.actions_from(self.actor, state.to(self.action_low.dtype))
 
+    @torch.no_grad()
+    def behave(self, obs: torch.Tensor, avail: torch.Tensor | None = None, state: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Joint actions [B, N, action_dim] as while learning (after ``start_steps``): the actor's plus Gaussian
+        noise of std ``exploration_noise`` x half the action range, clipped to the bounds (noise from ``generator``)."""
+        if state is None:
+            raise LogoError("OnlineTD3 acts on the global state: pass state [B, state_dim]")
+        low, high = self.action_low, self.action_high
+        actions = self.actions_from(self.actor, state.to(low.dtype))
+        noise = torch.randn(actions.shape, generator=generator, device=self.device, dtype=low.dtype)
+        return torch.clamp(actions + noise * self.hparams.exploration_noise * (high - low) / 2, low, high)
+
+    def behaviour_note(self) -> str:
+        """How :meth:`behave` acts, in words (the learned tiers' provenance)."""
+        return (f"the actor's actions plus Gaussian noise of std {self.hparams.exploration_noise:g} x half the action "
+                "range, clipped to the bounds")
+
     # ---- training -----------------------------------------------------------------------------
 
     @property
@@ -158,13 +178,10 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
     def explore(self, state: torch.Tensor, env_steps: int) -> torch.Tensor:
         """Behaviour actions [B, N, action_dim]: uniform before ``start_steps``, then actor + clipped noise."""
         low, high = self.action_low, self.action_high
-        shape = (state.shape[0], self.n_agents, self.action_dim)
         if env_steps < self.hparams.start_steps:
+            shape = (state.shape[0], self.n_agents, self.action_dim)
             return low + torch.rand(shape, device=self.device) * (high - low)
-        with torch.no_grad():
-            actions = self.actions_from(self.actor, state)
-        noise = torch.randn(shape, device=self.device) * self.hparams.exploration_noise * (high - low) / 2
-        return torch.clamp(actions + noise, low, high)
+        return self.behave(None, None, state)
 
     def losses(self, batch: dict[str, torch.Tensor], update_actor: bool) -> dict[str, torch.Tensor]:
         """Critic loss and, if ``update_actor``, the actor loss through a frozen critic (grads reach the actor only)."""
@@ -191,9 +208,9 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
         ts = dm.observe()
         state = torch.as_tensor(ts.state, device=self.device)  # [1, state_dim]
         actions = self.explore(state, dm.env_steps).cpu().numpy()  # [1, N, action_dim]
-        finished = dm.step(actions)
-        if finished is not None:
-            self.log_event({"train/episode_return": finished.ret, "train/episode_length": finished.length},
+        episode = dm.step(actions)
+        if episode is not None:
+            self.log_event({"train/episode_return": episode.ret, "train/episode_length": episode.length},
                            dm.env_steps)
         learning = dm.env_steps >= hp.start_steps and len(dm.buffer) >= hp.batch_size
         opt = self.optimizers()
@@ -211,11 +228,15 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
                     soft_update(self.critic_target, self.critic, hp.tau)
         if learning and dm.env_steps % self.trainer.log_every_n_steps == 0:
             self.log_event({f"train/{k}": v.item() for k, v in out.items()}, dm.env_steps)
-        if dm.env_steps % hp.eval_every == 0:
+        finished = dm.env_steps >= dm.total_steps
+        if dm.env_steps % hp.eval_every == 0 or finished:
             self.evaluate(dm)
+        if finished:  # a resumed run's loader counts from 0 again: stop at the data module's budget
+            self.trainer.should_stop = True
 
     def evaluate(self, dm: OnlineEnvDataModule) -> float:
-        """Play the deterministic actor on the fixed evaluation seeds; logs eval/* and returns the mean return."""
+        """Play the deterministic actor on the fixed evaluation seeds; logs eval/*, keeps ``last_evaluation`` and
+        returns the mean return."""
         hp = self.hparams
         started = time.perf_counter()
         if self._eval_env is None:
@@ -233,6 +254,7 @@ class OnlineTD3(OnlineEvents, ActingPolicy, LightningModule):
         self.log_event(metrics, dm.env_steps)
         rank_zero_info(f"env step {dm.env_steps}: eval/return {mean:.1f} +- {returns.std():.1f} "
                        f"over {len(returns)} episodes")
+        self.keep_evaluation(metrics, dm.env_steps, dm.env_steps, dm.finished, dm.journal_files)
         self._clock = (started, dm.env_steps)
         return mean
 

@@ -57,12 +57,12 @@ def test_buffer_samples_terminations_only_as_terminal():
     np.testing.assert_array_equal(batch["terminals"], batch["rewards"] == 4)  # truncated step 9 is not terminal
 
 
-def test_data_module_links_dims_and_seeds_episodes_reproducibly():
+def test_data_module_links_dims_and_seeds_episodes_reproducibly(tmp_path):
     pytest.importorskip("gymnasium_robotics")
     runs = []
-    for _ in range(2):
+    for run in range(2):
         dm = OnlineEnvDataModule("mamujoco", "Hopper-3x1", env_options={"max_episode_steps": 10}, total_steps=25,
-                                 seed=7)
+                                 seed=7, journal=str(tmp_path / f"played{run}"))
         assert (dm.n_agents, dm.obs_dim, dm.state_dim, dm.action_kind, dm.action_size) == (
             3, 9, 11, "continuous", 1)
         dm.setup("fit")
@@ -79,3 +79,41 @@ def test_data_module_links_dims_and_seeds_episodes_reproducibly():
 def test_data_module_rejects_bad_sizes(kwargs):
     with pytest.raises(LogoError):
         OnlineEnvDataModule("mamujoco", "Hopper-3x1", **kwargs)
+
+
+def test_the_journal_holds_every_finished_episode_and_a_restored_module_refills_its_buffer(tmp_path):
+    """One file per finished episode, equal to the buffer's episode; ``load_state_dict`` (a resume) refills a new
+    module's buffer with the journal's latest ``buffer_size`` transitions and continues from the next seed."""
+    pytest.importorskip("gymnasium_robotics")
+    options = {"env_options": {"max_episode_steps": 10}, "total_steps": 100, "seed": 7,
+               "journal": str(tmp_path / "played")}
+    dm = OnlineEnvDataModule("mamujoco", "Hopper-3x1", buffer_size=100, **options)
+    dm.setup("fit")
+    rng = np.random.default_rng(0)
+    for _ in range(33):  # several episodes, the last one unfinished
+        dm.step(rng.uniform(-1, 1, (1, 3, 1)).astype(np.float32))
+    files = sorted((tmp_path / "played").glob("*.npz"))
+    assert len(files) == dm.finished == dm.journal_files == len(dm.buffer.episodes) < dm.episodes
+    for path, record in zip(files, dm.buffer.episodes):
+        with np.load(path) as journal:
+            kept = dm.buffer.episode_arrays(record)
+            assert list(journal["seeds"]) == [record.seed] and list(journal["lengths"]) == [record.length]
+            np.testing.assert_array_equal(journal["actions"], kept["actions"])
+            np.testing.assert_array_equal(journal["obs"], kept["observations"])
+            np.testing.assert_array_equal(journal["final_state"][0], kept["final_state"])
+            assert bool(journal["terminated"][0]) == record.terminated
+    state = dm.state_dict()
+    resumed = OnlineEnvDataModule("mamujoco", "Hopper-3x1", buffer_size=12, **options)  # a smaller buffer
+    resumed.setup("fit")
+    (tmp_path / "played" / "0000999.npz").write_bytes(b"played after the checkpoint")  # pruned on the next write
+    resumed.load_state_dict(state)
+    assert (resumed.env_steps, resumed.episodes, resumed.finished) == (33, dm.episodes, dm.finished)
+    refilled = resumed.buffer.complete_episodes()
+    assert refilled and [r.seed for r in refilled] == [r.seed for r in dm.buffer.episodes[-len(refilled):]]
+    assert len(resumed.buffer) == 12
+    np.testing.assert_array_equal(resumed.buffer.sample(4, np.random.default_rng(1))["state"].shape, (4, 11))
+    while resumed.finished == dm.finished:  # the unfinished episode was dropped: the next one has the next seed
+        resumed.step(np.zeros((1, 3, 1), np.float32))
+    with np.load(tmp_path / "played" / f"{dm.finished:07d}.npz") as journal:
+        assert list(journal["seeds"]) == [episode_seed(7, dm.episodes)]
+    assert not (tmp_path / "played" / "0000999.npz").exists()

@@ -1,8 +1,10 @@
-"""OnlineTD3 trained through a real `logo fit` in MaMuJoCo, its losses alone, and the medium-replay export."""
+"""OnlineTD3 trained through a real `logo fit` in MaMuJoCo, its losses alone, the medium-replay export, and the
+learned tiers of a TD3 run (`logo tiers`)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lightning.pytorch import Callback
 
 from logo.cli import main
 from logo.data.reader import OfflineDataset
@@ -232,3 +235,160 @@ def test_return_improves_over_a_short_run(tmp_path):
          max_episode_steps=1000)
     evals = [r for _, r in _metric(tmp_path, "eval/return")]
     assert max(evals[-2:]) > 2 * evals[0] + 50, evals
+
+
+# ---- the learned tiers of a TD3 run (logo tiers) -------------------------------------------------
+
+TIERS_CONFIG = ROOT / "configs/behaviour/mamujoco_hopper_3x1_td3.yaml"
+TIERS_STEPS, TIERS_EPISODES, TIERS_MIN_TRANSITIONS, TIERS_ENVS = 300, 4, 200, 4
+
+
+def tiers_override(root: Path, extra_callbacks: list | None = None) -> Path:
+    """A tiny budget stacked on the shipped Hopper behaviour config: 30-step episodes, 300 env steps."""
+    override = {
+        "trainer": {
+            "max_steps": TIERS_STEPS, "default_root_dir": str(root / "run"), "enable_progress_bar": False,
+            "log_every_n_steps": 50,
+            "logger": {"class_path": "LogoCSVLogger", "init_args": {"save_dir": str(root / "run"), "name": ""}},
+            "callbacks": [
+                {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                 "init_args": {"dirpath": str(root / "run/checkpoints"), "save_last": True, "save_top_k": 0,
+                               "every_n_train_steps": 100}},
+                {"class_path": "ReturnSnapshots", "init_args": {"thresholds": list(range(0, 100, 5))}},
+                *(extra_callbacks or [])]},
+        "model": {"init_args": {"hidden_sizes": [16], "batch_size": 32, "start_steps": 100, "eval_every": 50,
+                                "eval_episodes": 2}},
+        "data": {"init_args": {"env_options": {"max_episode_steps": 30}, "total_steps": TIERS_STEPS,
+                               "buffer_size": TIERS_STEPS, "seed": SEED}}}
+    path = root / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    return path
+
+
+def tiers_args(root: Path, behaviour: list[Path]) -> list[str]:
+    return ["tiers", "--behaviour", json.dumps([str(b) for b in behaviour]), "--out", str(root / "learned"),
+            "--episodes", str(TIERS_EPISODES), "--num_envs", str(TIERS_ENVS), "--reference_episodes", "4",
+            "--min_transitions", str(TIERS_MIN_TRANSITIONS)]
+
+
+@pytest.fixture(scope="module")
+def tiers(tmp_path_factory):
+    """One tiny `logo tiers` build on a TD3 run in Hopper-3x1 (behaviour fit + all tiers), shared below."""
+    root = tmp_path_factory.mktemp("td3_tiers")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = tiers_args(root, [TIERS_CONFIG, tiers_override(root)])
+        assert main(args) == 0
+    finally:
+        torch.set_num_threads(before)
+    return root, args
+
+
+def test_td3_tiers_are_valid_datasets_with_provenance(tiers):
+    root, _ = tiers
+    out = root / "learned"
+    index = json.loads((root / "run/snapshots/index.json").read_text())
+    assert index["final"]["env_steps"] == TIERS_STEPS and index["final"]["eval_win_rate"] is None
+    for tier in ("expert", "medium", "medium-replay", "mixed"):
+        assert main(["data", "validate", str(out / f"{tier}.zarr")]) == 0
+        data = OfflineDataset.load(out / f"{tier}.zarr")
+        made = data.attrs["provenance"]
+        assert data.spec.quality == tier and made["kind"] == "learned" and made["tier"] == tier
+        assert made["behaviour_class"] == "OnlineTD3" and made["seed"] == SEED
+        assert made["training_env_steps"] and made["behaviour_checkpoint"] and "threshold" in made
+        assert made["episodes"] == data.n_episodes and made["transitions"] == data.n_transitions
+        assert made["return_mean"] == pytest.approx(float(data.episode_returns().mean()), abs=1e-4)
+        assert "random" in data.spec.extra["reference_returns"]
+    expert, medium = (OfflineDataset.load(out / f"{t}.zarr") for t in ("expert", "medium"))
+    for data in (expert, medium):  # episodes first, then batches of num_envs until min_transitions
+        assert data.n_transitions >= TIERS_MIN_TRANSITIONS and data.n_episodes > TIERS_EPISODES
+        assert (data.n_episodes - TIERS_EPISODES) % TIERS_ENVS == 0
+        assert "Gaussian noise of std 0.1" in data.attrs["provenance"]["acting"]
+    made = medium.attrs["provenance"]
+    assert made["eval_return"] >= 0.5 * expert.attrs["provenance"]["return_mean"]
+    assert made["threshold"] is not None and made["min_transitions"] == TIERS_MIN_TRANSITIONS
+    snapshot = next(s for s in index["snapshots"] if s["checkpoint"] == made["behaviour_checkpoint"])
+    replay = OfflineDataset.load(out / "medium-replay.zarr")
+    assert replay.n_episodes == snapshot["episodes_played"] == snapshot["journal_files"] >= 1
+    assert replay.n_transitions <= snapshot["env_steps"]  # every episode finished until the medium snapshot
+    logged = [r for _, r in _metric(root / "run", "train/episode_return")][: replay.n_episodes]
+    np.testing.assert_allclose(replay.episode_returns(), logged, rtol=1e-5, atol=1e-4)
+    assert OfflineDataset.load(out / "mixed.zarr").n_episodes == expert.n_episodes + medium.n_episodes
+
+
+def test_td3_tiers_act_with_the_training_exploration_noise(tiers):
+    """The expert tier's actions are the final actor's plus N(0, 0.1 x half the range), clipped: as it learned."""
+    root, _ = tiers
+    data = OfflineDataset.load(root / "learned/expert.zarr")
+    policy = load_policy(root / "run/snapshots/final.ckpt")
+    state = torch.as_tensor(data.arrays["state"][:])
+    greedy = policy.act(None, state=state).numpy()  # [T, N, 1]
+    actions = data.arrays["actions"][:]
+    inside = np.abs(actions) < 1.0  # not clipped at the bounds
+    noise = (actions - greedy)[inside]
+    assert inside.mean() > 0.8 and abs(noise.mean()) < 0.02 and 0.08 < noise.std() < 0.12
+
+
+def test_rebuilding_td3_tiers_skips_finished_parts(tiers, capsys):
+    root, args = tiers
+    files = [*(root / "learned").glob("*.zarr"), root / "run/snapshots/final.ckpt", root / "learned/references.json"]
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "train:" in printed and printed.count("skipped") == 5  # training and the four tiers
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps
+
+
+def test_tiers_refuse_a_behaviour_config_without_return_snapshots(tmp_path, capsys):
+    assert main(["tiers", "--behaviour", json.dumps([str(CONFIG), str(tiers_override(tmp_path))]), "--out",
+                 str(tmp_path / "learned"), "--min_transitions", "0"]) == 2
+    assert "min_transitions" in capsys.readouterr().err
+    plain = yaml.safe_load(tiers_override(tmp_path).read_text())
+    plain["trainer"]["callbacks"] = plain["trainer"]["callbacks"][:1]
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(plain))
+    assert main(["tiers", "--behaviour", json.dumps([str(CONFIG), str(tmp_path / "plain.yaml")]), "--out",
+                 str(tmp_path / "learned")]) == 2
+    assert "no ReturnSnapshots" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+class Interrupt(Callback):
+    """Fails once the run has taken ``after`` env steps, like a killed run (a class_path in the test below)."""
+
+    def __init__(self, after: int = 150):
+        self.after = after
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.datamodule.env_steps >= self.after:
+            raise RuntimeError("simulated interruption")
+
+
+def test_an_interrupted_td3_build_resumes_and_its_journal_stays_consistent(tmp_path, capfd):
+    """Killed at env step 150 (last.ckpt at 100), resumed by the same command: the journal keeps its files up to the
+    checkpoint, replaces those played after it, skips the seed of the episode the checkpoint cut, and ends with one
+    file per finished episode, as the final snapshot counts them."""
+    interrupt = [{"class_path": "tests.online.test_td3.Interrupt", "init_args": {"after": 150}}]
+    interrupted = tmp_path / "interrupted.yaml"
+    interrupted.write_text(tiers_override(tmp_path, interrupt).read_text())
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        main(tiers_args(tmp_path, [TIERS_CONFIG, interrupted]))
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    saved = torch.load(last, weights_only=False)["OnlineEnvDataModule"]
+    assert saved["env_steps"] == 100 and not (tmp_path / "learned").exists()
+    played = tmp_path / "run/played"
+    assert len(list(played.glob("*.npz"))) > saved["finished"]  # episodes finished after the checkpoint
+    kept = {p: p.stat().st_mtime_ns for p in sorted(played.glob("*.npz"))[: saved["finished"]]}
+    capfd.readouterr()
+    assert main(tiers_args(tmp_path, [TIERS_CONFIG, tiers_override(tmp_path)])) == 0
+    assert "resuming the interrupted run" in capfd.readouterr().out
+    final = json.loads((tmp_path / "run/snapshots/index.json").read_text())["final"]
+    assert final["env_steps"] == TIERS_STEPS
+    files = sorted(played.glob("*.npz"))
+    assert [p.name for p in files] == [f"{i:07d}.npz" for i in range(final["journal_files"])]
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    seeds = [int(np.load(p)["seeds"][0]) for p in files]
+    cut = saved["episodes"] - 1  # the episode in progress at the checkpoint: dropped
+    expected = [k for k in range(final["journal_files"] + 1) if k != cut]
+    assert seeds == [episode_seed(SEED, k) for k in expected]
+    assert validate_dataset(tmp_path / "learned/medium-replay.zarr") == []
