@@ -136,3 +136,16 @@ def test_scripted_policy_same_seeds_same_numbers(family, scenario, module):
     expert = evaluate_policy(env, scripted_policy(env), episodes=8, seed=3, reference=reference).metrics()
     assert expert["normalized_score"] > first["normalized_score"]
     assert ("win_rate" in first) == (family == "smax")
+
+
+def test_reference_returns_of_scripted_and_learned_experts():
+    from logo.envs.references import LEARNED_REFERENCE_RETURNS, REFERENCE_RETURNS, reference_returns
+    from logo.errors import LogoError
+
+    assert reference_returns("smax", "3m") is REFERENCE_RETURNS["smax/3m"]
+    assert reference_returns("smax", "3m", expert="learned") is LEARNED_REFERENCE_RETURNS["smax/3m"]
+    assert reference_returns("smax", "6h_vs_8z") is None  # no scripted measurement on that map
+    for entry in LEARNED_REFERENCE_RETURNS.values():
+        assert entry["random"] < entry["expert"]
+    with pytest.raises(LogoError, match="expert: expected 'scripted' or 'learned'"):
+        reference_returns("smax", "3m", expert="greedy")
