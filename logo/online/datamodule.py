@@ -30,7 +30,7 @@ from logo.envs.base import MultiAgentEnv, TimeStep
 from logo.envs.episodes import episode_seed
 from logo.errors import LogoError
 from logo.online.replay import EpisodeRecord, ReplayBuffer
-from logo.online.rollouts import journal_prefix, prune_journal, write_journal
+from logo.online.rollouts import PlayedJournal, journal_prefix
 
 # Lightning warns that a run resumed mid-epoch has a dataloader without state: the position of an online run is the
 # data module's own (``state_dict``: env steps, episodes, journal), and the learner stops at ``total_steps``.
@@ -50,7 +50,7 @@ class EnvStepIndices(IterableDataset):
         yield from range(self.steps)
 
 
-class OnlineEnvDataModule(LinkedDims, LightningDataModule):
+class OnlineEnvDataModule(PlayedJournal, LinkedDims, LightningDataModule):
     """One copy of a logo environment, stepped by the model, a replay buffer of what it played and a journal.
 
     Resuming from a checkpoint (``--ckpt_path``) restores the step and episode counters and the sampling
@@ -91,22 +91,13 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
         self.env = make_env(env, scenario, num_envs=1, **self.env_options)
         self.spec = self.env.spec
         self.buffer: ReplayBuffer | None = None
-        self._journal = journal
+        self.init_journal(journal)
         self.env_steps = 0  # environment steps taken so far
         self.episodes = 0  # training episodes started so far
         self.finished = 0  # training episodes finished (and journaled) so far
         self._ts: TimeStep | None = None
         self._steps: list[tuple] = []  # the episode in progress: (obs, state, actions, reward, avail) per step
-        self._pruned = False  # journal files past ``finished`` (from an interrupted run) removed yet
         self._rng = np.random.default_rng([seed, 1])
-
-    @property
-    def journal(self) -> Path:
-        if self._journal is not None:
-            return Path(self._journal)
-        if self.trainer is None:
-            raise RuntimeError("OnlineEnvDataModule.journal: give data.journal or attach the module to a Trainer")
-        return Path(self.trainer.default_root_dir) / "played"
 
     @property
     def journal_files(self) -> int:
@@ -173,10 +164,7 @@ class OnlineEnvDataModule(LinkedDims, LightningDataModule):
             arrays["avail"], arrays["final_avail"] = np.stack(avail), last.avail_actions[:1].copy()
         if self.spec.has_win:
             arrays["won"] = np.asarray(last.info["won"][:1], bool)
-        if not self._pruned:
-            prune_journal(self.journal, self.finished)
-            self._pruned = True
-        write_journal(self.journal, self.finished, arrays)
+        self.journal_write(self.finished, arrays)
         self.finished += 1
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:

@@ -122,7 +122,38 @@ class IterationIndices(IterableDataset):
             yield self.module.iterations
 
 
-class RolloutDataModule(LinkedDims, LightningDataModule):
+class PlayedJournal:
+    """The journal of an online data module: a folder of numbered ``.npz`` files of the episodes it played
+    (``write_journal``), read back by ``export_played`` and, on resume, by ``OnlineEnvDataModule``.
+
+    A subclass calls :meth:`init_journal` with its ``journal`` argument (None: ``<trainer.default_root_dir>/played``)
+    and writes every file through :meth:`journal_write`.
+    """
+
+    _journal: str | None
+
+    def init_journal(self, journal: str | None) -> None:
+        self._journal = journal
+        self._pruned = False  # files at and past the first write's index (an interrupted run's) removed yet
+
+    @property
+    def journal(self) -> Path:
+        if self._journal is not None:
+            return Path(self._journal)
+        if self.trainer is None:
+            raise RuntimeError(f"{type(self).__name__}.journal: give data.journal or attach the module to a Trainer")
+        return Path(self.trainer.default_root_dir) / "played"
+
+    def journal_write(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+        """Save journal file ``index``. The first write of a run, fresh or resumed, first removes the files numbered
+        ``index`` and above: what an interrupted or earlier run in the same folder played after this point."""
+        if not self._pruned:
+            prune_journal(self.journal, index)
+            self._pruned = True
+        write_journal(self.journal, index, arrays)
+
+
+class RolloutDataModule(PlayedJournal, LinkedDims, LightningDataModule):
     """``num_envs`` copies of one environment playing whole episodes for an on-policy learner (see the module doc).
 
     Args:
@@ -152,7 +183,7 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
         self.family, self.scenario = env, scenario
         self.env_options = dict(env_options or {})
         self.num_envs, self.total_steps, self.seed = num_envs, total_steps, seed
-        self._journal = journal
+        self.init_journal(journal)
         self.env = make_env(env, scenario, num_envs=num_envs, **self.env_options)
         self.spec = self.env.spec
         if not self.spec.discrete:
@@ -161,15 +192,6 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
         self.env_steps = 0  # real (unpadded) environment steps so far
         self.episodes = 0  # episodes played so far
         self.iterations = 0  # batches played so far
-        self._pruned = False  # journal files past ``iterations`` (from an interrupted run) removed yet
-
-    @property
-    def journal(self) -> Path:
-        if self._journal is not None:
-            return Path(self._journal)
-        if self.trainer is None:
-            raise RuntimeError("RolloutDataModule.journal: give data.journal or attach the module to a Trainer")
-        return Path(self.trainer.default_root_dir) / "played"
 
     def make_env(self, num_envs: int = 1) -> MultiAgentEnv:
         """A new, separate instance of this module's environment (e.g. for evaluation)."""
@@ -190,10 +212,7 @@ class RolloutDataModule(LinkedDims, LightningDataModule):
         """Play one episode in every copy with ``act``, journal the episodes and count the steps."""
         seeds = [episode_seed(self.seed, self.episodes + b) for b in range(self.num_envs)]
         rollout = play_episodes(self.env, act, seeds)
-        if not self._pruned:  # a resumed (or repeated) run replaces what its predecessor played after this point
-            prune_journal(self.journal, self.iterations)
-            self._pruned = True
-        write_journal(self.journal, self.iterations, rollout.journal_arrays())
+        self.journal_write(self.iterations, rollout.journal_arrays())
         self.iterations += 1
         self.episodes += self.num_envs
         self.env_steps += int(rollout.valid.sum())
