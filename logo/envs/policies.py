@@ -5,6 +5,7 @@ torch is imported only by ``ModulePolicy``'s methods, so collecting with the oth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,12 +112,19 @@ class ModulePolicy:
         """Greedy policies have no randomness."""
 
     def act(self, ts: TimeStep) -> np.ndarray:
-        import torch
+        return module_actions(self.module, self.spec, ts,
+                              lambda obs, avail, state: self.module.act(obs, avail_actions=avail, state=state))
 
-        device = self.module.device
-        obs = torch.as_tensor(ts.obs, device=device)
-        avail = None if ts.avail_actions is None else torch.as_tensor(ts.avail_actions, device=device)
-        state = torch.as_tensor(ts.state, device=device)
-        with torch.no_grad():
-            actions = self.module.act(obs, avail_actions=avail, state=state)
-        return actions.cpu().numpy().astype(np.int64 if self.spec.discrete else np.float32)
+
+def module_actions(module: nn.Module, spec: EnvSpec, ts: TimeStep, act: Callable) -> np.ndarray:
+    """``act(obs, avail, state)`` of a module on a time step: its arrays as tensors on the module's device
+    (``avail`` None where the env has no masks), no gradients, and the actions back as the env's numpy dtype."""
+    import torch
+
+    device = module.device
+    obs = torch.as_tensor(ts.obs, device=device)
+    avail = None if ts.avail_actions is None else torch.as_tensor(ts.avail_actions, device=device)
+    state = torch.as_tensor(ts.state, device=device)
+    with torch.no_grad():
+        actions = act(obs, avail, state)
+    return actions.cpu().numpy().astype(np.int64 if spec.discrete else np.float32)

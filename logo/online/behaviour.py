@@ -8,6 +8,7 @@ from lightning.pytorch import LightningModule
 
 from logo.dims import linked_dims
 from logo.envs.base import EnvSpec, TimeStep
+from logo.envs.policies import module_actions
 from logo.errors import LogoError, check_fits
 
 
@@ -37,10 +38,5 @@ class SampledModulePolicy:
         self.generator.manual_seed(int(seed))
 
     def act(self, ts: TimeStep) -> np.ndarray:
-        device = self.module.device
-        obs = torch.as_tensor(ts.obs, device=device)
-        avail = None if ts.avail_actions is None else torch.as_tensor(ts.avail_actions, device=device)
-        state = torch.as_tensor(ts.state, device=device)
-        with torch.no_grad():
-            actions = self.module.behave(obs, avail, state, self.generator)
-        return actions.cpu().numpy().astype(np.int64 if self.spec.discrete else np.float32)
+        return module_actions(self.module, self.spec, ts,
+                              lambda obs, avail, state: self.module.behave(obs, avail, state, self.generator))
