@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from lightning.pytorch import Callback
 
 from logo.cli import main
 from logo.errors import LogoError
@@ -255,17 +254,6 @@ def test_errors_name_the_problem_and_keep_what_was_made(built, tmp_path, capsys)
     assert "smax scenario" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
-class Interrupt(Callback):
-    """Fails after ``after`` iterations, like a killed run (a class_path in the test below)."""
-
-    def __init__(self, after: int = 2):
-        self.after = after
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.datamodule.iterations >= self.after:
-            raise RuntimeError("simulated interruption")
-
-
 @pytest.mark.slow
 def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capfd):
     pytest.importorskip("jaxmarl")
@@ -273,7 +261,8 @@ def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capfd):
     plain = behaviour_override(tmp_path, total_steps=500, thresholds=thresholds)
     interrupted = tmp_path / "interrupted.yaml"
     cfg = yaml.safe_load(plain.read_text())
-    cfg["trainer"]["callbacks"].append({"class_path": "tests.online.test_ppo.Interrupt", "init_args": {"after": 2}})
+    cfg["trainer"]["callbacks"].append({"class_path": "tests.online.interrupt.Interrupt",
+                                        "init_args": {"after": 2, "counter": "iterations"}})
     interrupted.write_text(yaml.safe_dump(cfg))
     base = ["tiers", "--out", str(tmp_path / "learned"), "--episodes", "8", "--num_envs", str(NUM_ENVS),
             "--reference_episodes", "8"]

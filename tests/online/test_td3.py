@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from lightning.pytorch import Callback
 
 from logo.cli import main
 from logo.data.reader import OfflineDataset
@@ -353,22 +352,11 @@ def test_tiers_refuse_a_behaviour_config_without_return_snapshots(tmp_path, caps
     assert "no ReturnSnapshots" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
-class Interrupt(Callback):
-    """Fails once the run has taken ``after`` env steps, like a killed run (a class_path in the test below)."""
-
-    def __init__(self, after: int = 150):
-        self.after = after
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.datamodule.env_steps >= self.after:
-            raise RuntimeError("simulated interruption")
-
-
 def test_an_interrupted_td3_build_resumes_and_its_journal_stays_consistent(tmp_path, capfd):
     """Killed at env step 150 (last.ckpt at 100), resumed by the same command: the journal keeps its files up to the
     checkpoint, replaces those played after it, skips the seed of the episode the checkpoint cut, and ends with one
     file per finished episode, as the final snapshot counts them."""
-    interrupt = [{"class_path": "tests.online.test_td3.Interrupt", "init_args": {"after": 150}}]
+    interrupt = [{"class_path": "tests.online.interrupt.Interrupt", "init_args": {"after": 150}}]
     interrupted = tmp_path / "interrupted.yaml"
     interrupted.write_text(tiers_override(tmp_path, interrupt).read_text())
     with pytest.raises(RuntimeError, match="simulated interruption"):
