@@ -1,5 +1,10 @@
-"""The four engineering figures, each measured side by side in one run and reported as a ratio to its goal.
+"""The engineering figures, each measured side by side in one run and reported as a ratio to its goal.
 
+* ``update_speed``: DiscreteMACQL updates/s of a real ``logo fit`` (the MPE policy config with real data only) at
+  an earlier revision (``--speed_baseline``, default f65237c, the code issue 17 started from) against this
+  checkout, interleaved in fresh subprocesses (``benchmarks/speed.py``). Three sides: the baseline's code with its
+  config, this code with the baseline's config (what the code changes alone give) and this code with its own
+  config (what a user of the shipped config gets, config changes included); goal: the shipped side >= 2x.
 * ``lightning_overhead``: DiscreteMACQL updates/s through ``logo fit`` (the MPE policy config with real
   data only, ``configs/sampling/none.yaml``) vs a bare PyTorch loop doing the identical update (same
   init, index batches, gather, loss, Adam, gradient clipping and Polyak targets); goal >= 0.9x.
@@ -53,6 +58,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
+import yaml
 
 from logo import provenance  # git revision, machine and atomic writes of every result file
 
@@ -60,17 +66,20 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MPE = "data/mpe/simple_spread_v3/medium.zarr"
 SMAX = "data/smax/3m/medium.zarr"
-FIGURES = ("lightning_overhead", "sampler_share", "world_model_cost", "world_model_pareto", "dataset_load")
+FIGURES = ("update_speed", "lightning_overhead", "sampler_share", "world_model_cost", "world_model_pareto",
+           "dataset_load")
 
 # sizes: the issue's (full) and a small run that finishes all four figures in a few minutes on 2 CPU cores
 SETTINGS = {
-    "full": {"overhead_steps": 1000, "overhead_warmup": 100, "overhead_rounds": 5,
+    "full": {"speed_steps": 600, "speed_warmup": 100, "speed_rounds": 5,
+             "overhead_steps": 1000, "overhead_warmup": 100, "overhead_rounds": 5,
              "buffer_size": 1_000_000, "sampler_repeats": 50, "sampler_rounds": 5,
              "wm_steps": 20, "wm_rounds": 5, "rollout_batch": 1024, "rollout_repeats": 3,
              "transitions": 1_000_000, "disk_batches": 5, "memory_batches": 2000,
              "pareto_steps": 3000, "pareto_logo_widths": (128, 256, 384), "pareto_ensemble_widths": (50, 100, 200),
              "pareto_smax": False, "pareto_cache": "partial"},
-    "quick": {"overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
+    "quick": {"speed_steps": 150, "speed_warmup": 30, "speed_rounds": 2,
+              "overhead_steps": 200, "overhead_warmup": 20, "overhead_rounds": 5,
               "buffer_size": 100_000, "sampler_repeats": 20, "sampler_rounds": 3,
               "wm_steps": 10, "wm_rounds": 3, "rollout_batch": 256, "rollout_repeats": 2,
               "transitions": 100_000, "disk_batches": 3, "memory_batches": 300,
@@ -90,6 +99,55 @@ def _sibling(name: str) -> ModuleType:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------- update_speed
+SPEED_SIDES = ("baseline", "this code, baseline's config", "this checkout")
+# data keys of the synthetic source in earlier revisions' flat data sections (real data only here)
+SYNTHETIC_KEYS = {"world_model", "sampling", "horizon", "rollout_every", "rollout_batch", "buffer_rollouts",
+                  "synthetic", "real_ratio", "temperature", "clip", "uncertainty_clip"}
+
+
+def update_speed(s: dict, device: torch.device, opts: argparse.Namespace) -> dict:
+    """Updates/s of ``logo fit`` at ``opts.speed_baseline`` against this checkout, rounds interleaved."""
+    speed = _sibling("speed")
+    config = speed.CONFIGS["discrete"][0]
+    dataset = str((ROOT / opts.mpe_dataset).resolve())
+    steps, warmup = s["speed_steps"], s["speed_warmup"]
+    rates: dict[str, list[float]] = {side: [] for side in SPEED_SIDES}
+    with speed.worktree(opts.speed_baseline) as baseline:
+        # the baseline's policy config, less its synthetic-data keys (real data only on every side, and this
+        # checkout nests them under data.synthetic): its network, learner and batch on this checkout's code
+        old = yaml.safe_load((baseline / config).read_text())
+        old["data"]["init_args"] = {k: v for k, v in old["data"]["init_args"].items() if k not in SYNTHETIC_KEYS}
+        translated = baseline / "baseline_policy_real_only.yaml"
+        translated.write_text(yaml.safe_dump(old))
+        sides = {"baseline": (baseline, config), "this code, baseline's config": (ROOT, str(translated)),
+                 "this checkout": (ROOT, config)}
+        for _ in range(s["speed_rounds"]):
+            for side, (checkout, side_config) in sides.items():
+                rates[side].append(speed.measure(checkout, side_config, dataset, steps, warmup, device.type))
+    med = {side: statistics.median(r) for side, r in rates.items()}
+    revision = {"baseline": opts.speed_baseline, "this code, baseline's config": "this checkout",
+                "this checkout": "this checkout"}
+    config_of = {"baseline": f"{opts.speed_baseline}'s", "this code, baseline's config": f"{opts.speed_baseline}'s",
+                 "this checkout": "this checkout's"}
+    rows = [{"side": side, "code": revision[side], "config": config_of[side], "updates_per_s": med[side],
+             "ms_per_update": 1000 / med[side], "min_updates_per_s": min(rates[side]),
+             "max_updates_per_s": max(rates[side]), "ratio": med[side] / med["baseline"], "rounds": len(rates[side])}
+            for side in SPEED_SIDES]
+    shipped, code = med["this checkout"] / med["baseline"], med["this code, baseline's config"] / med["baseline"]
+    return {
+        "config": {"dataset": dataset, "model": "DiscreteMACQL", "policy_config": config, "sampling": "none",
+                   "baseline": opts.speed_baseline, "steps": steps, "warmup": warmup, "rounds": s["speed_rounds"],
+                   "measurement": "benchmarks/speed.py MEASURE: a fresh logo fit subprocess per side and round"},
+        "rows": rows,
+        "summary": {"ratio": shipped, "code_only_ratio": code, "goal": f"≥ 2x {opts.speed_baseline}",
+                    "met": shipped >= 2.0,
+                    "headline": f"the shipped config runs at {shipped:.2f}x {opts.speed_baseline}'s updates/s; "
+                                f"the code changes alone (the baseline's config on both sides) give {code:.2f}x"},
+        "detail": {"updates_per_s": rates},
+    }
 
 
 # ---------------------------------------------------------------- lightning_overhead
@@ -381,7 +439,7 @@ def dataset_load(s: dict, device: torch.device, opts: argparse.Namespace) -> dic
 
 
 MEASURE: dict[str, Callable[[dict, torch.device, argparse.Namespace], dict]] = {
-    "lightning_overhead": lightning_overhead, "sampler_share": sampler_share,
+    "update_speed": update_speed, "lightning_overhead": lightning_overhead, "sampler_share": sampler_share,
     "world_model_cost": world_model_cost, "world_model_pareto": world_model_pareto, "dataset_load": dataset_load}
 
 
@@ -400,6 +458,7 @@ def run_figure(name: str, quick: bool, device: torch.device, opts: argparse.Name
 
 # ---------------------------------------------------------------- tables
 TITLES = {
+    "update_speed": "Update speed: DiscreteMACQL updates/s, an earlier revision vs this checkout",
     "lightning_overhead": "Lightning overhead: DiscreteMACQL updates/s, `logo fit` vs a bare PyTorch loop",
     "sampler_share": "Sampler share: drawing the synthetic half-batch vs one policy update",
     "world_model_cost": "World-model cost: LOGO vs the direct model vs an ensemble of 7",
@@ -414,6 +473,11 @@ def _num(spec: str) -> Callable[[Any], str]:
 
 # per figure: (row key, column header, formatter)
 COLUMNS: dict[str, list[tuple[str, str, Callable[[Any], str]]]] = {
+    "update_speed": [("side", "side", str), ("code", "code", str), ("config", "policy config", str),
+                     ("updates_per_s", "updates/s (median)", _num("{:,.1f}")),
+                     ("ms_per_update", "ms/update", _num("{:.2f}")), ("min_updates_per_s", "min", _num("{:,.1f}")),
+                     ("max_updates_per_s", "max", _num("{:,.1f}")), ("ratio", "x baseline", _num("{:.2f}x")),
+                     ("rounds", "rounds", str)],
     "lightning_overhead": [("side", "side", str), ("updates_per_s", "updates/s (median)", _num("{:,.1f}")),
                            ("ms_per_update", "ms/update", _num("{:.2f}")),
                            ("min_updates_per_s", "min", _num("{:,.1f}")), ("max_updates_per_s", "max", _num("{:,.1f}")),
@@ -513,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=256, help="sampler, world-model and I/O batches")
     parser.add_argument("--horizon", type=int, default=15, help="world-model rollout length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speed_baseline", default="f65237c",
+                        help="update_speed: the revision to compare with (checked out with git worktree)")
     args = parser.parse_args(argv)
     results = args.results_dir or (RESULTS / "quick" / "engineering" if args.quick else RESULTS / "engineering")
     if args.tables:

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from logo import provenance
@@ -70,6 +72,24 @@ def measure(checkout: Path, config: str, dataset: str, steps: int, warmup: int, 
     return json.loads(out.stdout.strip().splitlines()[-1])["updates_per_s"]
 
 
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """A detached ``git worktree`` of ``revision`` in a temporary folder, removed afterwards; a clear error where
+    this checkout's git history does not hold the revision (a copy of the files without ``.git``, a shallow clone)."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        raise RuntimeError(f"baseline revision {revision!r}: not in this checkout's git history (the side by side "
+                           "comparison checks it out with git worktree; run it in a full clone)")
+    path = Path(tempfile.mkdtemp()) / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), revision], cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git revision to compare with (e.g. f65237c)")
@@ -85,16 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     dataset = str(Path(opts.dataset or default_dataset).resolve())
     if not Path(dataset).exists():
         parser.error(f"--dataset: {dataset} does not exist (collect it first: see docs/environments.md)")
-    baseline = Path(tempfile.mkdtemp()) / "baseline"
-    subprocess.run(["git", "worktree", "add", "--detach", str(baseline), opts.baseline], cwd=ROOT, check=True,
-                   capture_output=True)
     rates: dict[str, list[float]] = {"baseline": [], "this checkout": []}
-    try:
+    with worktree(opts.baseline) as baseline:
         for _ in range(opts.rounds):
             for side, checkout in (("baseline", baseline), ("this checkout", ROOT)):
                 rates[side].append(measure(checkout, config, dataset, opts.steps, opts.warmup, opts.device))
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, capture_output=True)
     med = {side: statistics.median(r) for side, r in rates.items()}
     speedup = med["this checkout"] / med["baseline"]
     result = {"model": opts.model, "config": config, "dataset": dataset, "baseline": opts.baseline,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.engineering import tables
 from logo.provenance import write_json
 
@@ -83,3 +85,27 @@ def test_macql_candidates_benchmark_times_each_pair_old_and_new(discrete_dataset
     from logo.policy.macql_losses import sample_legal_joint_actions
 
     assert macql.sample_legal_joint_actions is sample_legal_joint_actions  # the old side's patch is undone
+
+
+def test_the_update_speed_figure_comes_first_with_its_three_sides(tmp_path):
+    rows = [{"side": "baseline", "code": "f65237c", "config": "f65237c's", "updates_per_s": 29.1,
+             "ms_per_update": 34.35, "min_updates_per_s": 27.9, "max_updates_per_s": 30.3, "ratio": 1.0, "rounds": 5},
+            {"side": "this checkout", "code": "this checkout", "config": "this checkout's", "updates_per_s": 94.1,
+             "ms_per_update": 10.63, "min_updates_per_s": 89.1, "max_updates_per_s": 99.0, "ratio": 3.234,
+             "rounds": 5}]
+    write_json(tmp_path / "cpu" / "update_speed.json", _result("update_speed", rows, {
+        "ratio": 3.234, "goal": "≥ 2x f65237c", "met": True, "headline": "the shipped config runs at 3.23x"}))
+    write_json(tmp_path / "cpu" / "lightning_overhead.json", _result("lightning_overhead", [], {"goal": None}))
+    out = tables(tmp_path)
+    assert out.startswith("### Update speed: DiscreteMACQL updates/s, an earlier revision vs this checkout (cpu)")
+    assert "| this checkout | this checkout | this checkout's | 94.1 | 10.63 | 89.1 | 99.0 | 3.23x | 5 |" in out
+    assert "goal ≥ 2x f65237c: **met**. the shipped config runs at 3.23x" in out
+    assert out.index("### Update speed") < out.index("### Lightning overhead")
+
+
+def test_the_side_by_side_speed_names_a_revision_this_history_lacks():
+    from benchmarks.speed import worktree
+
+    with pytest.raises(RuntimeError, match="baseline revision 'no-such-rev': not in this checkout's git history"):
+        with worktree("no-such-rev"):
+            pass
