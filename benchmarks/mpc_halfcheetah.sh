@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Issue 20's continuous-action MPC measurement on MaMuJoCo HalfCheetah-2x3, learned medium tier, as one
+# incremental chain: every step is skipped when its output exists, so a killed run continues where it stopped
+# (a fit interrupted midway starts that fit again). One torch thread per process.
+#   1. the learned tiers (TD3 behaviour training, about 25 min on one core; skipped if the dataset exists);
+#   2. the LOGO and ensemble-7 world models, 4000 updates each (the matrix's budget), in parallel;
+#   3. LOGO+MACQL (ContinuousMACQL rolling out in the LOGO model), 5000 updates, seeds 0 1 2, two at a time;
+#   4. benchmarks/mpc.py: the policy alone, MPC in each world model, the lambda / terminal-value rows and the K x H_p
+#      sweep (mpc.py's defaults), 8 episodes of 1000 steps per row and seed in 8 parallel copies, to
+#      benchmarks/results/mpc/mamujoco_halfcheetah_2x3.json.
+#
+#   bash benchmarks/mpc_halfcheetah.sh [RUN_DIR]    # default runs/mpc_halfcheetah
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+R=${1:-runs/mpc_halfcheetah}
+D=data/mamujoco/HalfCheetah-2x3/learned/medium.zarr
+C=configs/mamujoco/HalfCheetah-2x3
+CKPT='[{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": true}}]'
+
+[ -e "$D" ] || logo tiers --config configs/tiers/mamujoco_halfcheetah_2x3.yaml
+
+wm() {  # name, extra configs...
+  local name=$1; shift
+  [ -e "$R/wm/$name/checkpoints/best.ckpt" ] && return 0
+  rm -rf "$R/wm/$name"
+  logo fit --config $C/world_model.yaml "$@" --trainer.max_epochs 16 \
+    --trainer.default_root_dir $R/wm --trainer.logger.init_args.save_dir $R/wm > "$R/logs/wm_$name.log" 2>&1
+}
+policy() {  # seed
+  local s=$1
+  [ -e "$R/policy/seed$s/checkpoints/last.ckpt" ] && return 0
+  rm -rf "$R/policy/seed$s"
+  logo fit --config $C/policy.yaml --seed_everything "$s" --trainer.max_epochs 10 \
+    --trainer.default_root_dir $R/policy --trainer.logger.init_args.save_dir $R/policy \
+    --trainer.logger.init_args.version "seed$s" --trainer.callbacks "$CKPT" \
+    --data.init_args.synthetic.init_args.world_model $R/wm/logo/checkpoints/best.ckpt > "$R/logs/policy_seed$s.log" 2>&1
+}
+mkdir -p "$R/logs"
+wm logo & a=$!; wm ensemble --config configs/world_model/ensemble.yaml & b=$!; wait $a; wait $b
+policy 0 & a=$!; policy 1 & b=$!; wait $a; wait $b
+policy 2
+out=benchmarks/results/mpc/mamujoco_halfcheetah_2x3.json
+[ -e "$out" ] || python benchmarks/mpc.py --data "$D" --policies $R/policy/seed{0,1,2}/checkpoints/last.ckpt \
+  --world_models logo=$R/wm/logo/checkpoints/best.ckpt ensemble=$R/wm/ensemble/checkpoints/best.ckpt \
+  --episodes 8 --num_envs 8 --out "$out"
+echo "mpc_halfcheetah: done ($out)"
