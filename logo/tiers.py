@@ -170,9 +170,23 @@ def pick_medium(index: dict[str, Any], target: float, fraction: float, final: di
     return reached[0]
 
 
+def check_ordered(medium_row: dict[str, Any], expert_row: dict[str, Any], medium: dict[str, Any],
+                  final: dict[str, Any], medium_path: Path) -> None:
+    """A LogoError when the medium tier returns at least as much as the expert tier: an unstable learner whose last
+    policy is worse than an earlier snapshot gives tiers that are not ordered (what was made is kept)."""
+    got, best = medium_row["return_mean"], expert_row["return_mean"]
+    if got >= best:
+        raise LogoError(f"medium: the medium tier ({medium['checkpoint']}, eval return {medium['eval_return']:.3f} at "
+                        f"{medium['env_steps']} env steps) returns {got:.3f}, not below the expert tier's {best:.3f} "
+                        f"(the final policy at {final['env_steps']} env steps): the behaviour run's last policy is "
+                        f"worse than an earlier one, so the tiers would not be ordered. Train longer "
+                        f"(data.total_steps) in a new run folder; kept {medium_path} and the expert tier")
+
+
 def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, episodes: int = 1000,
                 num_envs: int = 64, seed: int = 0, reference_episodes: int = 1000,
-                min_expert_win_rate: float | None = None, min_transitions: int | None = None) -> dict[str, Any]:
+                min_expert_win_rate: float | None = None, min_transitions: int | None = None,
+                require_ordered: bool = True) -> dict[str, Any]:
     """Train the behaviour policy, then write the four learned tiers and the reference returns (module docstring).
 
     Args:
@@ -188,6 +202,9 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         min_expert_win_rate: fail (keeping what was made) when the expert tier's win rate is lower.
         min_transitions: the expert and medium tiers also hold at least this many transitions: after ``episodes``
             episodes, batches of ``num_envs`` more are recorded until they do (MaMuJoCo: 100000; null: no bar).
+        require_ordered: fail (keeping what was made) when the medium tier's mean return is not below the expert
+            tier's, as happens when an unstable learner's last policy is worse than an earlier snapshot (false:
+            make all four tiers anyway, e.g. for tiny test runs whose policies barely differ).
     """
     if not 0.0 < medium_fraction < 1.0:
         raise LogoError(f"medium_fraction: expected a fraction in (0, 1), got {medium_fraction}")
@@ -235,6 +252,8 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
             threshold=medium["threshold"], references=reference, min_transitions=min_transitions)
         _set_reference(tier("expert"), reference)
         timings["expert+medium"] = time.perf_counter() - clock
+        if require_ordered:
+            check_ordered(rows["medium"], rows["expert"], medium, final, tier("medium"))
 
         clock = time.perf_counter()
         rows["medium-replay"] = existing(tier("medium-replay"), ckpt, steps) or _medium_replay(
