@@ -241,6 +241,37 @@ def test_the_planner_is_deterministic_under_a_seed_with_real_modules():
     assert stats["plan_ms_per_step"] > 0 and stats["model_transitions_per_s"] > 0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_planner_runs_on_cuda_legal_deterministic_and_on_the_device():
+    """The same planning as on the CPU with the modules on a CUDA device: its tensors live there, every executed
+    action is legal, and a seed repeats its choices (the CUDA generator's stream differs from the CPU's)."""
+    model, policy = real_modules()
+    model, policy = model.cuda(), policy.cuda()
+    options = MPCOptions(candidates=16, horizon=3, iterations=2, epsilon=0.5, terminal_value=True)
+    rng = np.random.default_rng(1)
+    steps = [TimeStep(obs=rng.normal(size=(8, N, 2)).astype(np.float32),
+                      state=rng.normal(size=(8, 2)).astype(np.float32), reward=np.zeros(8, np.float32),
+                      terminated=np.zeros(8, bool), truncated=np.zeros(8, bool),
+                      avail_actions=rng.random((8, N, A)) < 0.6) for _ in range(4)]
+    for ts in steps:
+        ts.avail_actions[..., 0] |= ~ts.avail_actions.any(-1)  # at least one legal action per agent
+
+    def run(seed: int) -> np.ndarray:
+        planner = MPCPlanner(policy, model, SPEC, options)
+        planner.seed(seed)
+        assert planner.device.type == "cuda" and planner.generator.device.type == "cuda"
+        return np.stack([planner.act(ts) for ts in steps])
+
+    chosen = run(3)
+    np.testing.assert_array_equal(chosen, run(3))
+    avail = np.stack([ts.avail_actions for ts in steps])  # [T, B, N, A]
+    assert np.take_along_axis(avail, chosen[..., None], -1).all()
+    planner = MPCPlanner(policy, model, SPEC, options)
+    planner.act(steps[0])
+    assert planner.stats()["plan_ms_per_step"] > 0
+
+
 def test_bad_planner_input_gets_one_clear_error_naming_the_option(tmp_path):
     with pytest.raises(LogoError, match="planner.candidates: expected a positive integer, got 0"):
         MPCOptions(candidates=0)
