@@ -4,9 +4,10 @@
 # (a fit interrupted midway starts that fit again). One torch thread per process.
 #   1. the learned tiers (TD3 behaviour training, about 25 min on one core; skipped if the dataset exists);
 #   2. the LOGO and ensemble-7 world models, 4000 updates each (the matrix's budget), in parallel;
-#   3. LOGO+MACQL (ContinuousMACQL rolling out in the LOGO model), 5000 updates, seeds 0 1 2, two at a time;
-#   4. benchmarks/mpc.py: the policy alone, MPC in each world model, the lambda / terminal-value rows and the K x H_p
-#      sweep (mpc.py's defaults), 8 episodes of 1000 steps per row and seed in 8 parallel copies, to
+#   3. LOGO+MACQL (ContinuousMACQL rolling out in the LOGO model), 5000 updates, seeds 0 1 2 at once;
+#   4. benchmarks/mpc.py: the policy alone, MPC in each world model, the lambda / terminal-value rows and a K x H_p
+#      sweep over K in {16, 64} and H_p in {1, 5} (SMAX 3m's sweep found K = 256 and H_p = 10 no better at 4-8x the
+#      cost), 4 episodes of 1000 steps per row and seed in 4 parallel copies, to
 #      benchmarks/results/mpc/mamujoco_halfcheetah_2x3.json.
 #
 #   bash benchmarks/mpc_halfcheetah.sh [RUN_DIR]    # default runs/mpc_halfcheetah
@@ -38,10 +39,9 @@ policy() {  # seed
 }
 mkdir -p "$R/logs"
 wm logo & a=$!; wm ensemble --config configs/world_model/ensemble.yaml & b=$!; wait $a; wait $b
-policy 0 & a=$!; policy 1 & b=$!; wait $a; wait $b
-policy 2
+policy 0 & a=$!; policy 1 & b=$!; policy 2 & c=$!; wait $a; wait $b; wait $c
 out=benchmarks/results/mpc/mamujoco_halfcheetah_2x3.json
 [ -e "$out" ] || python benchmarks/mpc.py --data "$D" --policies $R/policy/seed{0,1,2}/checkpoints/last.ckpt \
   --world_models logo=$R/wm/logo/checkpoints/best.ckpt ensemble=$R/wm/ensemble/checkpoints/best.ckpt \
-  --episodes 8 --num_envs 8 --out "$out"
+  --episodes 4 --num_envs 4 --sweep_k 16 64 --sweep_h 1 5 --out "$out"
 echo "mpc_halfcheetah: done ($out)"
