@@ -218,14 +218,20 @@ def real_modules(seed: int = 0):
     return model, policy
 
 
+def random_steps(batch: int, count: int, legal: float, seed: int = 1) -> list[TimeStep]:
+    """``count`` time steps of ``batch`` copies with random observations, states and legal-action masks (each
+    action legal with probability ``legal``)."""
+    rng = np.random.default_rng(seed)
+    return [TimeStep(obs=rng.normal(size=(batch, N, 2)).astype(np.float32),
+                     state=rng.normal(size=(batch, 2)).astype(np.float32), reward=np.zeros(batch, np.float32),
+                     terminated=np.zeros(batch, bool), truncated=np.zeros(batch, bool),
+                     avail_actions=rng.random((batch, N, A)) < legal) for _ in range(count)]
+
+
 def test_the_planner_is_deterministic_under_a_seed_with_real_modules():
     model, policy = real_modules()
     options = MPCOptions(candidates=16, horizon=3, iterations=2, epsilon=0.5, terminal_value=True)
-    rng = np.random.default_rng(1)
-    steps = [TimeStep(obs=rng.normal(size=(3, N, 2)).astype(np.float32),
-                      state=rng.normal(size=(3, 2)).astype(np.float32), reward=np.zeros(3, np.float32),
-                      terminated=np.zeros(3, bool), truncated=np.zeros(3, bool),
-                      avail_actions=rng.random((3, N, A)) < 0.7) for _ in range(6)]
+    steps = random_steps(batch=3, count=6, legal=0.7)
 
     def run(seed: int) -> np.ndarray:
         planner = MPCPlanner(policy, model, SPEC, options)
@@ -249,11 +255,7 @@ def test_the_planner_runs_on_cuda_legal_deterministic_and_on_the_device():
     model, policy = real_modules()
     model, policy = model.cuda(), policy.cuda()
     options = MPCOptions(candidates=16, horizon=3, iterations=2, epsilon=0.5, terminal_value=True)
-    rng = np.random.default_rng(1)
-    steps = [TimeStep(obs=rng.normal(size=(8, N, 2)).astype(np.float32),
-                      state=rng.normal(size=(8, 2)).astype(np.float32), reward=np.zeros(8, np.float32),
-                      terminated=np.zeros(8, bool), truncated=np.zeros(8, bool),
-                      avail_actions=rng.random((8, N, A)) < 0.6) for _ in range(4)]
+    steps = random_steps(batch=8, count=4, legal=0.6)
     for ts in steps:
         ts.avail_actions[..., 0] |= ~ts.avail_actions.any(-1)  # at least one legal action per agent
 
