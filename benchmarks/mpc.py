@@ -32,7 +32,7 @@ from logo.policy.checkpoint import load_policy
 
 
 def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, default_h: int, base: MPCOptions,
-             lambdas: list[float]) -> list[tuple[str, str | None, dict, bool]]:
+             lambdas: list[float], variants: bool = True) -> list[tuple[str, str | None, dict, bool]]:
     """(row name, world-model name or None for the policy alone, MPCOptions overrides, whether every policy seed
     plays it), in table order: the policy alone and MPC in each world model on every seed, then variants of the
     first world model's row (lambda, the terminal value) and the K x H_p sweep on the first ``--sweep_seeds``."""
@@ -43,10 +43,11 @@ def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, de
     for lam in lambdas:
         if lam != base.uncertainty_penalty:
             rows.append((f"+ MPC ({first}) {at} lambda={lam:g}", first, {"uncertainty_penalty": lam}, False))
-    if base.terminal_value:
+    if base.terminal_value and variants:
         rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}, False))
     other = "last" if base.value_at == "end" else "end"
-    rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}, False))
+    if variants:
+        rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}, False))
     for k in ks:
         for h in hs:
             if (k, h) != (default_k, default_h):
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep_seeds", type=int, default=1, help="policy checkpoints the variants and the K x H "
                         "sweep run on")
     parser.add_argument("--lambdas", type=float, nargs="*", default=[0.0, 0.1], help="variants of lambda")
+    parser.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
+                        help="the first world model's no-terminal-value and other value_at rows (--no-variants: none)")
     parser.add_argument("--options", default="{}", help="JSON of MPCOptions for every MPC row, e.g. "
                         '\'{"value_at": "last"}\'')
     parser.add_argument("--out", required=True, help="JSON result file")
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = []
     for name, model_name, overrides, every_seed in settings(list(paths), args.sweep_k, args.sweep_h, *default, base,
-                                                             args.lambdas):
+                                                             args.lambdas, args.variants):
         per_seed = []
         for i, policy in enumerate(policies):
             if not every_seed and i >= args.sweep_seeds:
