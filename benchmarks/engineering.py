@@ -102,7 +102,9 @@ def _sync(device: torch.device) -> None:
 
 
 # ---------------------------------------------------------------- update_speed
-SPEED_SIDES = ("baseline", "this code, baseline's config", "this checkout")
+# side -> (whose code, whose policy config): "baseline" or "this"
+SPEED_SIDES = {"baseline": ("baseline", "baseline"), "this code, baseline's config": ("this", "baseline"),
+               "this checkout": ("this", "this")}
 # data keys of the synthetic source in earlier revisions' flat data sections (real data only here)
 SYNTHETIC_KEYS = {"world_model", "sampling", "horizon", "rollout_every", "rollout_batch", "buffer_rollouts",
                   "synthetic", "real_ratio", "temperature", "clip", "uncertainty_clip"}
@@ -122,20 +124,18 @@ def update_speed(s: dict, device: torch.device, opts: argparse.Namespace) -> dic
         old["data"]["init_args"] = {k: v for k, v in old["data"]["init_args"].items() if k not in SYNTHETIC_KEYS}
         translated = baseline / "baseline_policy_real_only.yaml"
         translated.write_text(yaml.safe_dump(old))
-        sides = {"baseline": (baseline, config), "this code, baseline's config": (ROOT, str(translated)),
-                 "this checkout": (ROOT, config)}
+        checkouts = {"baseline": baseline, "this": ROOT}
+        configs = {"baseline": {"baseline": config, "this": str(translated)}, "this": {"this": config}}
         for _ in range(s["speed_rounds"]):
-            for side, (checkout, side_config) in sides.items():
-                rates[side].append(speed.measure(checkout, side_config, dataset, steps, warmup, device.type))
+            for side, (code, cfg) in SPEED_SIDES.items():
+                rates[side].append(speed.measure(checkouts[code], configs[cfg][code], dataset, steps, warmup,
+                                                 device.type))
     med = {side: statistics.median(r) for side, r in rates.items()}
-    revision = {"baseline": opts.speed_baseline, "this code, baseline's config": "this checkout",
-                "this checkout": "this checkout"}
-    config_of = {"baseline": f"{opts.speed_baseline}'s", "this code, baseline's config": f"{opts.speed_baseline}'s",
-                 "this checkout": "this checkout's"}
-    rows = [{"side": side, "code": revision[side], "config": config_of[side], "updates_per_s": med[side],
+    label = {"baseline": opts.speed_baseline, "this": "this checkout"}
+    rows = [{"side": side, "code": label[code], "config": f"{label[cfg]}'s", "updates_per_s": med[side],
              "ms_per_update": 1000 / med[side], "min_updates_per_s": min(rates[side]),
              "max_updates_per_s": max(rates[side]), "ratio": med[side] / med["baseline"], "rounds": len(rates[side])}
-            for side in SPEED_SIDES]
+            for side, (code, cfg) in SPEED_SIDES.items()]
     shipped, code = med["this checkout"] / med["baseline"], med["this code, baseline's config"] / med["baseline"]
     return {
         "config": {"dataset": dataset, "model": "DiscreteMACQL", "policy_config": config, "sampling": "none",

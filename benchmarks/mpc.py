@@ -43,10 +43,10 @@ def settings(models: list[str], ks: list[int], hs: list[int], default_k: int, de
     for lam in lambdas:
         if lam != base.uncertainty_penalty:
             rows.append((f"+ MPC ({first}) {at} lambda={lam:g}", first, {"uncertainty_penalty": lam}, False))
-    if base.terminal_value and variants:
-        rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}, False))
-    other = "last" if base.value_at == "end" else "end"
     if variants:
+        if base.terminal_value:
+            rows.append((f"+ MPC ({first}) {at} no terminal value", first, {"terminal_value": False}, False))
+        other = "last" if base.value_at == "end" else "end"
         rows.append((f"+ MPC ({first}) {at} value_at={other}", first, {"value_at": other}, False))
     for k in ks:
         for h in hs:

@@ -22,7 +22,6 @@ efficiency: the issue's goals (LOGO's step <= 0.5x the ensemble's, its rollout r
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -32,18 +31,12 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import world_model as wm  # noqa: E402  (MODELS and timing_inputs: the cost figures' models and inputs)
 from logo import provenance  # noqa: E402
 from logo.data import OfflineMARLDataModule  # noqa: E402
 from logo.dims import linked_dims  # noqa: E402
 from logo.world_model import rollout  # noqa: E402
 from logo.world_model.model_rollout import UniformPolicy  # noqa: E402
-
-
-def _world_model_script():
-    spec = importlib.util.spec_from_file_location("wm_bench", ROOT / "benchmarks" / "world_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def count(fn) -> int:
@@ -54,7 +47,6 @@ def count(fn) -> int:
 
 
 def measure(path: str, batch_size: int, rollout_batch: int, horizon: int, seed: int) -> list[dict]:
-    wm = _world_model_script()
     dm = OfflineMARLDataModule(path, batch_size=batch_size, seed=seed)
     dm.setup("fit")
     obs_mask = torch.from_numpy(dm.dataset.arrays["obs_mask"])
