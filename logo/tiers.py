@@ -6,7 +6,8 @@
 2. **references**: the return of uniformly random legal actions, or uniform actions in the bounds
    (``references.json``);
 3. **expert**: ``episodes`` episodes (and at least ``min_transitions`` transitions) of the final policy, acting as
-   it acted while learning (MAPPO's sampled actions, TD3's actor plus its exploration noise);
+   it acted while learning (MAPPO's sampled actions, TD3's actor plus its exploration noise), or with
+   ``expert_acting: greedy`` its greedy actions (its mode, as ``logo evaluate`` plays it);
 4. **medium**: ``episodes`` episodes of the first snapshot whose evaluation return reached
    ``medium_fraction`` (0.5 by default, the same for every scenario) times the expert tier's mean return;
 5. **medium-replay**: every episode the learner played until that snapshot, in the order played;
@@ -25,7 +26,7 @@ import shlex
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
@@ -38,7 +39,7 @@ from logo.data.writer import DatasetWriter
 from logo.envs import make_env
 from logo.envs.base import MultiAgentEnv, Policy
 from logo.envs.episodes import run_episodes
-from logo.envs.policies import RandomPolicy
+from logo.envs.policies import ModulePolicy, RandomPolicy
 from logo.errors import LogoError
 from logo.online.behaviour import SampledModulePolicy
 from logo.online.rollouts import export_played, summarize
@@ -46,6 +47,7 @@ from logo.online.snapshots import read_snapshot_index
 from logo.provenance import git_revision, write_json
 
 TIERS = ("expert", "medium", "medium-replay", "mixed")
+GREEDY_NOTE = "greedy actions (the policy's mode, as `logo evaluate` plays it)"
 REFERENCE_SEED = 7  # seed of the random-reference episodes (collection seeds, apart from the tiers')
 
 
@@ -141,8 +143,9 @@ def record(env: MultiAgentEnv, policy: Policy, out: Path, spec_kwargs: dict[str,
     return summary
 
 
-def existing(path: Path, final_checkpoint: str, env_steps: int) -> dict[str, Any] | None:
-    """The provenance of a tier already at ``path`` if it was made from this behaviour run; None if absent."""
+def existing(path: Path, final_checkpoint: str, env_steps: int, acting: str | None = None) -> dict[str, Any] | None:
+    """The provenance of a tier already at ``path`` if it was made from this behaviour run (and, where ``acting``
+    is given, played that way); None if absent."""
     from logo.data.validate import open_dataset
 
     if not path.exists():
@@ -153,6 +156,9 @@ def existing(path: Path, final_checkpoint: str, env_steps: int) -> dict[str, Any
         raise LogoError(f"out: {path} already exists and was not made from this behaviour run (it names "
                         f"{made.get('run_final_checkpoint')!r} at {made.get('run_env_steps')} env steps, this run "
                         f"{final_checkpoint!r} at {env_steps}); move it away or pick another out folder")
+    if acting is not None and made.get("acting", acting) != acting:  # (tiers made before 'acting' was recorded pass)
+        raise LogoError(f"expert_acting: {path} already exists and was played with {made.get('acting')!r}, not "
+                        f"{acting!r}; move it away (and the tiers after it) or pick another out folder")
     print(f"[tiers] {path.name}: exists (same behaviour run): skipped", flush=True)
     return made
 
@@ -186,7 +192,8 @@ def check_ordered(medium_row: dict[str, Any], expert_row: dict[str, Any], medium
 def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, episodes: int = 1000,
                 num_envs: int = 64, seed: int = 0, reference_episodes: int = 1000,
                 min_expert_win_rate: float | None = None, min_transitions: int | None = None,
-                require_ordered: bool = True) -> dict[str, Any]:
+                require_ordered: bool = True,
+                expert_acting: Literal["behaviour", "greedy"] = "behaviour") -> dict[str, Any]:
     """Train the behaviour policy, then write the four learned tiers and the reference returns (module docstring).
 
     Args:
@@ -205,7 +212,12 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         require_ordered: fail (keeping what was made) when the medium tier's mean return is not below the expert
             tier's, as happens when an unstable learner's last policy is worse than an earlier snapshot (false:
             make all four tiers anyway, e.g. for tiny test runs whose policies barely differ).
+        expert_acting: how the final policy plays the expert tier: ``behaviour``, as it acted while learning
+            (MAPPO's sampled actions, TD3's actor plus its exploration noise), or ``greedy``, its greedy actions.
+            The medium tier is always played as while learning, and medium-replay is what was played.
     """
+    if expert_acting not in ("behaviour", "greedy"):
+        raise LogoError(f"expert_acting: expected 'behaviour' or 'greedy', got {expert_acting!r}")
     if not 0.0 < medium_fraction < 1.0:
         raise LogoError(f"medium_fraction: expected a fraction in (0, 1), got {medium_fraction}")
     for name, value in (("episodes", episodes), ("num_envs", num_envs), ("reference_episodes", reference_episodes),
@@ -222,7 +234,8 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
         timings = {"train": time.perf_counter() - started}
         references = _references(env, out_dir, reference_episodes)
         ckpt, steps = final["checkpoint"], final["env_steps"]
-        common = {"kind": "learned", "behaviour_class": type(_load(ckpt)).__name__, "run_final_checkpoint": ckpt,
+        final_module = _load(ckpt)
+        common = {"kind": "learned", "behaviour_class": type(final_module).__name__, "run_final_checkpoint": ckpt,
                   "run_env_steps": steps, "seed": run.seed, "collection_seed": seed,
                   "medium_fraction": medium_fraction, "min_transitions": min_transitions, "command": command,
                   "logo_version": __version__, "git_revision": git_revision()}
@@ -233,9 +246,11 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
             return out_dir / f"{name}.zarr"
 
         clock = time.perf_counter()
-        rows["expert"] = existing(tier("expert"), ckpt, steps) or _record_snapshot(
+        greedy = expert_acting == "greedy"
+        rows["expert"] = existing(tier("expert"), ckpt, steps,
+                                  acting=GREEDY_NOTE if greedy else final_module.behaviour_note()) or _record_snapshot(
             env, tier("expert"), "expert", final, episodes, seed, spec_extra, common, threshold=None,
-            references=None, min_transitions=min_transitions)
+            references=None, min_transitions=min_transitions, greedy=greedy)
         won = rows["expert"].get("win_rate")
         if min_expert_win_rate is not None and (won or 0.0) < min_expert_win_rate:
             raise LogoError(f"min_expert_win_rate: the final policy of the behaviour run ({final['env_steps']} env "
@@ -266,7 +281,8 @@ def build_tiers(behaviour: list[str], out: str, medium_fraction: float = 0.5, ep
     finally:
         env.close()
     table = {"scenario": f"{run.family}/{run.scenario}", "command": command, "reference_returns": reference,
-             "medium_fraction": medium_fraction, "behaviour_checkpoint": ckpt, "training_env_steps": steps,
+             "medium_fraction": medium_fraction, "expert_acting": expert_acting, "behaviour_checkpoint": ckpt,
+             "training_env_steps": steps,
              "tiers": {name: {k: rows[name].get(k) for k in ("episodes", "transitions", "return_mean",
                                                              "return_std", "win_rate")} for name in TIERS},
              "seconds": {k: round(v, 1) for k, v in timings.items()},
@@ -297,15 +313,18 @@ def _load(checkpoint: str) -> Any:
 
 def _record_snapshot(env: MultiAgentEnv, out: Path, quality: str, snapshot: dict[str, Any], episodes: int,
                      seed: int, spec_extra: dict[str, Any], provenance: dict[str, Any], threshold: float | None,
-                     references: dict[str, float] | None, min_transitions: int | None) -> dict[str, Any]:
+                     references: dict[str, float] | None, min_transitions: int | None,
+                     greedy: bool = False) -> dict[str, Any]:
     module = _load(snapshot["checkpoint"])
-    acting = module.behaviour_note()
+    acting = GREEDY_NOTE if greedy else module.behaviour_note()
+    how = "acting greedily" if greedy else "acting as while learning"
     behaviour = (f"learned: {type(module).__name__} snapshot {snapshot['checkpoint']} ({snapshot['env_steps']} "
-                 f"training env steps, eval return {snapshot['eval_return']:.3f}), acting as while learning: {acting}")
+                 f"training env steps, eval return {snapshot['eval_return']:.3f}), {how}: {acting}")
     at_least = f" (and at least {min_transitions} transitions)" if min_transitions else ""
     print(f"[tiers] {out.name}: {episodes} episodes{at_least} of {snapshot['checkpoint']}", flush=True)
     extra = {**spec_extra, "reference_returns": references}
-    return record(env, SampledModulePolicy(module, env.spec), out,
+    policy = ModulePolicy(module, env.spec) if greedy else SampledModulePolicy(module, env.spec)
+    return record(env, policy, out,
                   {"quality": quality, "behaviour": behaviour, "source": "logo tiers", "extra": extra},
                   episodes, seed, {**provenance, "tier": quality, **played_by(snapshot), "threshold": threshold,
                                    "acting": acting}, min_transitions=min_transitions)

@@ -262,6 +262,40 @@ def test_errors_name_the_problem_and_keep_what_was_made(built, tmp_path, capsys)
     assert "smax scenario" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
+def test_a_greedy_expert_plays_the_final_policys_greedy_actions(built, tmp_path, capsys):
+    """expert_acting: greedy records the final policy's argmax over legal actions; the other tiers stay as learned,
+    and a rebuild asking for the other way of acting names the field instead of skipping."""
+    root, args = built
+    from logo.data.reader import OfflineDataset
+    from logo.policy.checkpoint import load_policy
+    from logo.tiers import GREEDY_NOTE
+
+    out = tmp_path / "greedy"
+    greedy = [*args, "--expert_acting", "greedy"]
+    greedy[greedy.index("--out") + 1] = str(out)
+    assert main(greedy) == 0  # the behaviour run is reused: training is skipped
+    expert = OfflineDataset.load(out / "expert.zarr")
+    made = expert.attrs["provenance"]
+    assert made["acting"] == GREEDY_NOTE and "acting greedily" in expert.spec.behaviour
+    assert OfflineDataset.load(out / "medium.zarr").attrs["provenance"]["acting"] != GREEDY_NOTE
+    module = load_policy(made["behaviour_checkpoint"])
+    arrays = expert.arrays
+    with torch.no_grad():
+        replayed = module.act(torch.as_tensor(arrays["observations"]), torch.as_tensor(arrays["avail_actions"]))
+    assert torch.equal(replayed, torch.as_tensor(arrays["actions"]).long())  # every recorded action is the argmax
+    sampled = OfflineDataset.load(root / "learned/expert.zarr").arrays
+    with torch.no_grad():
+        again = module.act(torch.as_tensor(sampled["observations"]), torch.as_tensor(sampled["avail_actions"]))
+    assert not torch.equal(again, torch.as_tensor(sampled["actions"]).long())  # the default samples
+    capsys.readouterr()
+    behaviour = [*greedy[:-2], "--expert_acting", "behaviour"]
+    assert main(behaviour) == 2
+    assert "expert_acting" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the parser names the key and the values it accepts
+        main([*greedy[:-2], "--expert_acting", "sampled"])
+    assert "expert_acting" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_an_interrupted_build_resumes_from_last_ckpt(tmp_path, capfd):
     pytest.importorskip("jaxmarl")
